@@ -1,0 +1,108 @@
+"""The vanilla autoencoder."""
+
+from skae._base import BaseAutoencoder, fill_doc
+from skae._losses import ReconstructionLoss
+from skae._modules import MLPAutoencoder
+
+
+@fill_doc
+class AE(BaseAutoencoder):
+    """Autoencoder: a nonlinear, drop-in replacement for PCA.
+
+    An MLP encoder maps each sample to a linear bottleneck of
+    ``n_components`` units and a mirrored decoder reconstructs it; both are
+    trained by backpropagation (with skorch on PyTorch) to minimise the
+    reconstruction loss. ``transform`` returns the codes, ``inverse_transform``
+    decodes them, and ``score`` is the negative reconstruction error, so the
+    estimator fits in a :class:`~sklearn.pipeline.Pipeline` and
+    :class:`~sklearn.model_selection.GridSearchCV` like
+    :class:`~sklearn.decomposition.PCA`.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Size of the bottleneck (the code), as in PCA.
+
+    {common_parameters}
+
+    Attributes
+    ----------
+    {common_attributes}
+
+    See Also
+    --------
+    SparseAE : Autoencoder with a sparsity penalty on the code.
+    VAE : Variational autoencoder, with sampling and an ELBO score.
+    ConvAE : Convolutional autoencoder for images and signals.
+    sklearn.decomposition.PCA : The linear baseline.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AE
+    >>> X = load_digits().data / 16
+    >>> ae = AE(n_components=8, max_epochs=5, random_state=0).fit(X)
+    >>> ae.transform(X).shape
+    (1797, 8)
+    >>> ae.inverse_transform(ae.transform(X[:3])).shape
+    (3, 64)
+    """
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        output_activation=None,
+        loss="mse",
+        noise=None,
+        noise_level=0.1,
+        max_epochs=200,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_components=n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            output_activation=output_activation,
+            loss=loss,
+            noise=noise,
+            noise_level=noise_level,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+
+    def _build_module(self, n_features):
+        return MLPAutoencoder(
+            n_features,
+            self.n_components,
+            hidden_layer_sizes=self._hidden_layer_sizes(),
+            activation=self.activation,
+            output_activation=self.output_activation,
+            noise=self.noise,
+            noise_level=self.noise_level,
+        )
+
+    def _criterion(self):
+        return ReconstructionLoss, {"kind": self.loss}, ()

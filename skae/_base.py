@@ -1,0 +1,498 @@
+"""The shared scikit-learn base of every skae estimator.
+
+It holds parameter validation, the fit / transform / inverse_transform /
+score_samples / score logic and the tags. Subclasses implement hooks only:
+``_build_module`` and ``_criterion`` (and ``_score_samples`` where the score
+differs from the negative reconstruction error).
+"""
+
+import copy
+import re
+import secrets
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from skae._losses import reconstruction_error
+from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
+from skae._net import OPTIMIZERS, TensorDataset, build_net
+
+#: Rows per forward pass at inference: bounds memory for large ``X``.
+INFERENCE_BATCH_SIZE = 4096
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def resolve_device(device):
+    """Map the ``device`` parameter to a torch device string."""
+    if not _DEVICE_PATTERN.match(device):
+        raise InvalidParameterError(
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. "
+            f"Got {device!r} instead."
+        )
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps' was requested but MPS is not available.")
+    return device
+
+
+def make_seed(random_state):
+    """A 63-bit seed from ``random_state``, never touching global RNG state.
+
+    ``None`` draws fresh entropy from the OS (not from numpy's global
+    generator), so fitting leaves ``np.random``'s state unchanged.
+    """
+    if random_state is None:
+        return secrets.randbits(63)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+class seeded:
+    """Context manager: fork torch's RNG on ``device`` and seed it."""
+
+    def __init__(self, seed, device):
+        self.seed = seed
+        self.device = torch.device(device)
+
+    def __enter__(self):
+        cuda = self.device.type == "cuda"
+        index = self.device.index if self.device.index is not None else 0
+        self._fork = torch.random.fork_rng(devices=[index] if cuda else [])
+        self._fork.__enter__()
+        torch.default_generator.manual_seed(self.seed)
+        if cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(self.seed)
+        return self
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
+
+
+class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class for skae's autoencoders. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "output_activation": [None, StrOptions({k for k in OUTPUT_ACTIVATIONS if k})],
+        "loss": [StrOptions({"mse", "bce"})],
+        "noise": [None, StrOptions({"gaussian", "mask"})],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        output_activation=None,
+        loss="mse",
+        noise=None,
+        noise_level=0.1,
+        max_epochs=200,
+        batch_size=64,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.noise = noise
+        self.noise_level = noise_level
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- hooks -------------------------------------------------------------
+
+    def _build_module(self, n_features):
+        """Return the initialised ``nn.Module`` for ``n_features`` inputs."""
+        raise NotImplementedError
+
+    def _criterion(self):
+        """Return ``(criterion_class, kwargs, logged_term_names)``."""
+        raise NotImplementedError
+
+    def _check_data(self, X):
+        """Estimator-specific checks of the validated training data."""
+
+    # -- helpers -----------------------------------------------------------
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _check_common(self, X):
+        if self.noise == "mask" and self.noise_level >= 1:
+            raise ValueError(
+                f"noise='mask' drops entries with probability noise_level, which must be "
+                f"< 1; got noise_level={self.noise_level}."
+            )
+        if self.loss == "bce":
+            if self.output_activation != "sigmoid":
+                raise ValueError(
+                    "loss='bce' models each feature as a probability: it needs "
+                    f"output_activation='sigmoid', got {self.output_activation!r}."
+                )
+            if X.min() < 0 or X.max() > 1:
+                raise ValueError(
+                    "loss='bce' needs data in [0, 1]; got values in "
+                    f"[{X.min():.4g}, {X.max():.4g}]. Scale the data (e.g. MinMaxScaler) "
+                    "or use loss='mse'."
+                )
+        if np.abs(X).max(initial=0.0) > _FLOAT32_MAX:
+            raise ValueError(
+                "X holds values too large for float32 training (|x| > 3.4e38). "
+                "Scale the data first (e.g. StandardScaler)."
+            )
+        if self.early_stopping and round(self.validation_fraction * X.shape[0]) < 1:
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
+                f"of {X.shape[0]} samples, which is less than one sample. Use more data, a "
+                "larger validation_fraction, or early_stopping=False."
+            )
+        if self.early_stopping and X.shape[0] < 2:
+            raise ValueError("early_stopping=True needs at least 2 samples.")
+
+    def _validate(self, X, reset):
+        return validate_data(
+            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_features=1
+        )
+
+    # -- fit -----------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the autoencoder to ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 and float64 are accepted; training runs
+            in float32.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = self._validate(X, reset=True)
+        self._check_common(X)
+        self._check_data(X)
+        device = resolve_device(self.device)
+        criterion, criterion_kwargs, terms = self._criterion()
+        seed = make_seed(self.random_state)
+        X_t = torch.tensor(X, dtype=torch.float32, device=device)
+
+        with seeded(seed, device):
+            module = self._build_module(X.shape[1])
+            net = build_net(
+                module=module,
+                criterion=criterion,
+                criterion_kwargs=criterion_kwargs,
+                terms=terms,
+                optimizer=self.optimizer,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                validation_fraction=self.validation_fraction if self.early_stopping else None,
+                early_stopping=self.early_stopping,
+                n_iter_no_change=self.n_iter_no_change,
+                tol=self.tol,
+                device=device,
+                verbose=int(self.verbose),
+            )
+            net.fit(TensorDataset(X_t), None)
+
+        guard = dict(net.callbacks_)["guard"]
+        if guard.best_state_ is None:
+            if guard.diverged_ is not None:
+                raise ValueError(
+                    f"Training diverged in the first epoch (loss={guard.diverged_[1]}). "
+                    "Lower `lr` or scale the data (e.g. with StandardScaler)."
+                )
+            raise KeyboardInterrupt("Training was interrupted before the first epoch ended.")
+        net.module_.eval()
+        self.net_ = net
+        history = net.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = np.asarray(history[:, "train_loss"], dtype=float)
+        if self.early_stopping:
+            self.validation_scores_ = -np.asarray(history[:, "valid_loss"], dtype=float)
+            self.best_validation_score_ = float(self.validation_scores_.max())
+        return self
+
+    # -- inference -----------------------------------------------------------
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def _inference(self, fn, X, n_out):
+        """Apply ``fn(module, batch)`` to ``X`` in batches, in ``X``'s dtype.
+
+        float64 input runs a float64 copy of the module, so results do not
+        depend on how rows are batched; float32 runs the trained module.
+        """
+        module = self.net_.module_
+        device = next(module.parameters()).device
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        if dtype != next(module.parameters()).dtype:
+            module = copy.deepcopy(module).to(dtype)
+        module.eval()
+        out = np.empty((X.shape[0], n_out), dtype=X.dtype)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
+                batch = torch.tensor(
+                    X[start : start + INFERENCE_BATCH_SIZE], dtype=dtype, device=device
+                )
+                result = fn(module, batch)
+                out[start : start + INFERENCE_BATCH_SIZE] = result.reshape(len(batch), -1).cpu()
+        return out
+
+    def transform(self, X):
+        """Encode ``X`` into the ``n_components``-dimensional code space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            The codes, in ``X``'s floating dtype.
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return self._inference(lambda m, b: m.encode(b), X, self.n_components)
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            The reconstructions.
+        """
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        if X.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {self.__class__.__name__}.inverse_transform "
+                f"is expecting {self.n_components} features (n_components) as input."
+            )
+        return self._inference(lambda m, b: m.decode(b), X, self.n_features_in_)
+
+    def _score_samples(self, module, batch):
+        return -reconstruction_error(module(batch), batch, self.loss)
+
+    def score_samples(self, X):
+        """Per-sample score: the negative reconstruction error (higher is better).
+
+        The error is the one the model is trained on, averaged over features:
+        squared error for ``loss="mse"``, binary cross-entropy for
+        ``loss="bce"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Negative reconstruction error of each sample.
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        return self._inference(self._score_samples, X, 1)[:, 0]
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over ``X`` (higher is better).
+
+        This lets ``GridSearchCV`` compare settings without a scorer, as it
+        does for :class:`~sklearn.decomposition.PCA`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            Mean per-sample score.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+COMMON_PARAMETERS = """\
+hidden_layer_sizes : tuple of int, default=(256,)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+        ``()`` gives a single-layer encoder and decoder.
+
+    activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", \
+"sigmoid"}, default="relu"
+        Activation of the hidden layers. The code layer is linear.
+
+    output_activation : {None, "sigmoid", "tanh", "relu"}, default=None
+        Activation of the decoder's output: ``None`` (linear) for
+        standardised data, ``"sigmoid"`` for data in [0, 1].
+
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction loss: mean squared error, or binary cross-entropy
+        for data in [0, 1] (needs ``output_activation="sigmoid"``).
+
+    noise : {None, "gaussian", "mask"}, default=None
+        Denoising training: inputs are corrupted during ``fit`` only (the
+        target stays clean) by additive Gaussian noise or by zeroing entries.
+
+    noise_level : float, default=0.1
+        Standard deviation of the Gaussian noise, or the probability that
+        an entry is zeroed for ``noise="mask"``.
+
+    max_epochs : int, default=200
+        Maximum number of passes over the training data.
+
+    batch_size : int, default=64
+        Rows per optimiser step.
+
+    lr : float, default=1e-3
+        Learning rate.
+
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
+        The torch optimiser.
+
+    weight_decay : float, default=0.0
+        L2 penalty (decoupled for ``"adamw"``).
+
+    early_stopping : bool, default=False
+        If True, hold out ``validation_fraction`` of the rows, stop when the
+        validation loss has not improved by a relative ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best weights. If False,
+        stop when the training loss plateaus in the same sense.
+
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+
+    tol : float, default=1e-4
+        Relative improvement of the monitored loss that counts as progress.
+
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when it is available, else on the CPU;
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` choose explicitly.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, noise and sampling. An int
+        makes CPU results bit-identical across fits. Global torch and numpy
+        random states are never changed.
+
+    verbose : int, default=0
+        0 prints nothing; 1 or more prints a per-epoch table of the losses
+        and the epoch time."""
+
+COMMON_ATTRIBUTES = """\
+n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_`` is the torch module and
+        ``net_.history`` the per-epoch history (losses, named loss terms,
+        epoch durations).
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : ndarray of shape (n_iter_,)
+        Training loss at the end of each epoch.
+
+    validation_scores_ : ndarray of shape (n_iter_,)
+        Negative validation loss of each epoch (higher is better). Only
+        when ``early_stopping=True``.
+
+    best_validation_score_ : float
+        Best of ``validation_scores_``. Only when ``early_stopping=True``."""
+
+
+def fill_doc(cls):
+    """Substitute the shared parameter and attribute docs into ``cls.__doc__``."""
+    cls.__doc__ = cls.__doc__.replace("{common_parameters}", COMMON_PARAMETERS).replace(
+        "{common_attributes}", COMMON_ATTRIBUTES
+    )
+    return cls

@@ -1,0 +1,219 @@
+"""The one place that builds skorch nets for skae's estimators.
+
+skorch is extended only through its documented surface: ``get_loss`` (to log
+named loss terms), ``iterator_train``/``iterator_valid`` (a whole-batch
+tensor iterator instead of per-row ``Dataset`` + ``DataLoader``),
+``train_split`` and callbacks.
+"""
+
+import copy
+import functools
+import math
+import warnings
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+#: Rows per forward pass when scoring the validation split.
+VALID_BATCH_SIZE = 4096
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """All rows of ``X`` as one tensor (already on the training device)."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], self.X[i]
+
+
+class TensorBatchIterator:
+    """Yield ``(X_batch, X_batch)`` slices of a :class:`TensorDataset`.
+
+    Shuffling permutes the whole tensor once per epoch (with torch's RNG, which
+    skae seeds inside a forked RNG state) and then slices contiguous views:
+    no per-row ``__getitem__``, no collate, no worker processes.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        X = self.dataset.X
+        if self.shuffle:
+            X = X[torch.randperm(len(X), device=X.device)]
+        for start in range(0, len(X), self.batch_size):
+            batch = X[start : start + self.batch_size]
+            yield batch, batch
+
+
+class HoldoutSplit:
+    """``train_split`` that holds out a random ``fraction`` of the rows."""
+
+    def __init__(self, fraction):
+        self.fraction = fraction
+
+    def __call__(self, dataset, y=None, **fit_params):
+        n = len(dataset)
+        n_valid = max(1, int(round(self.fraction * n)))
+        perm = torch.randperm(n, device=dataset.X.device)
+        X = dataset.X[perm]
+        return TensorDataset(X[n_valid:]), TensorDataset(X[:n_valid])
+
+
+class AutoencoderNet(NeuralNet):
+    """skorch net whose criterion returns named terms; each one is logged."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        terms = self.criterion_(y_pred, y_true)
+        prefix = "train" if training else "valid"
+        for name, value in terms.items():
+            if name != "loss":
+                self.history.record_batch(f"{prefix}_{name}", value.item())
+        return terms["loss"]
+
+
+class TrainingGuard(Callback):
+    """Keep the last good weights; act on divergence and interrupts.
+
+    After each completed epoch with a finite training loss it snapshots the
+    module's weights. If the loss becomes NaN or infinite, training stops and
+    the last finite weights are restored, with a warning. If training is
+    interrupted (Ctrl-C) in the middle of an epoch, the weights of the last
+    completed epoch are restored and the partial epoch is dropped from the
+    history, with a warning.
+    """
+
+    def initialize(self):
+        self.best_state_ = None
+        self.completed_ = 0
+        self.diverged_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.initialize()
+        self.completed_ = len(net.history)
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        valid = net.history[-1].get("valid_loss", 0.0)
+        if not (math.isfinite(loss) and math.isfinite(valid)):
+            self.diverged_ = (len(net.history), loss if not math.isfinite(loss) else valid)
+            raise KeyboardInterrupt  # skorch's documented way to stop training
+        self.best_state_ = copy.deepcopy(net.module_.state_dict())
+        self.completed_ = len(net.history)
+
+    def on_train_end(self, net, **kwargs):
+        interrupted = len(net.history) > self.completed_
+        if self.diverged_ is not None:
+            epoch, loss = self.diverged_
+            del net.history[self.completed_ :]
+            if self.best_state_ is not None:
+                net.module_.load_state_dict(self.best_state_)
+                warnings.warn(
+                    f"Training diverged at epoch {epoch} (loss={loss}); stopped and "
+                    f"restored the weights of epoch {epoch - 1}. Lower `lr` or scale "
+                    "the data (e.g. with StandardScaler).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        elif interrupted:
+            del net.history[self.completed_ :]
+            if self.best_state_ is not None:
+                net.module_.load_state_dict(self.best_state_)
+                warnings.warn(
+                    f"Training was interrupted; the model keeps the weights of the last "
+                    f"completed epoch ({self.completed_}).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+
+def build_net(
+    *,
+    module,
+    criterion,
+    criterion_kwargs,
+    terms,
+    optimizer,
+    lr,
+    weight_decay,
+    max_epochs,
+    batch_size,
+    validation_fraction,
+    early_stopping,
+    n_iter_no_change,
+    tol,
+    device,
+    verbose,
+):
+    """Build (not fit) the skorch net behind a skae estimator.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Initialised module (created inside the caller's seeded RNG state).
+    criterion : type
+        Criterion class (a plain callable, not an ``nn.Module``); skorch
+        instantiates it with ``criterion_kwargs``.
+    terms : tuple of str
+        Names of the criterion's logged terms besides ``"loss"``.
+    validation_fraction : float or None
+        Fraction held out for ``valid_loss``; ``None`` for no split.
+    early_stopping : bool
+        Stop on the validation loss (else on the training loss) when it has
+        not improved by a relative ``tol`` in ``n_iter_no_change`` epochs;
+        with a validation split the best weights are restored.
+    """
+    callbacks = [("guard", TrainingGuard())]
+    for term in terms:
+        callbacks.append((f"train_{term}", PassthroughScoring(f"train_{term}", on_train=True)))
+        if validation_fraction is not None:
+            callbacks.append((f"valid_{term}", PassthroughScoring(f"valid_{term}")))
+    monitor = "valid_loss" if early_stopping else "train_loss"
+    callbacks.append(
+        (
+            "early_stopping",
+            EarlyStopping(
+                monitor=monitor,
+                patience=n_iter_no_change,
+                threshold=tol,
+                threshold_mode="rel",
+                load_best=early_stopping,
+            ),
+        )
+    )
+    return AutoencoderNet(
+        module=module,
+        criterion=functools.partial(criterion, **criterion_kwargs),
+        optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
+        optimizer__weight_decay=weight_decay,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        iterator_train=TensorBatchIterator,
+        iterator_train__shuffle=True,
+        iterator_valid=TensorBatchIterator,
+        iterator_valid__batch_size=VALID_BATCH_SIZE,
+        train_split=HoldoutSplit(validation_fraction) if validation_fraction else None,
+        callbacks=callbacks,
+        device=device,
+        verbose=verbose,
+    )
