@@ -1,0 +1,19 @@
+# Set-up and run, on a fresh machine. torch is pinned first: on this project's
+# machines torch==2.13.0 is a local CPU wheel (a plain "torch" would pull a
+# multi-GB CUDA build); the package itself only asks for torch>=2.1.
+PYTHON ?= python
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test lint docs bench
+
+demo:  ## the main job: every estimator vs PCA on sklearn's digits
+	$(PYTHON) -m pip install -q "$(TORCH)"
+	$(PYTHON) -m pip install -q -e ".[examples]"
+	$(PYTHON) -m skae.demo
+
+test:  ## install the test dependencies and run the tests
+	$(PYTHON) -m pip install -q "$(TORCH)"
+	$(PYTHON) -m pip install -q -e ".[test]"
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m pytest
