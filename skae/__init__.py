@@ -2,9 +2,20 @@
 
 from skae._ae import AE
 from skae._conv import ConvAE
+from skae._outlier import AEOutlierDetector
+from skae._persistence import load, save
 from skae._sparse import SparseAE
 from skae._vae import VAE
 
 __version__ = "0.1.0"
 
-__all__ = ["AE", "ConvAE", "SparseAE", "VAE", "__version__"]
+__all__ = [
+    "AE",
+    "AEOutlierDetector",
+    "ConvAE",
+    "SparseAE",
+    "VAE",
+    "__version__",
+    "load",
+    "save",
+]

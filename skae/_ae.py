@@ -58,7 +58,7 @@ class AE(BaseAutoencoder):
         loss="mse",
         noise=None,
         noise_level=0.1,
-        max_epochs=200,
+        max_epochs="auto",
         batch_size=64,
         lr=1e-3,
         optimizer="adam",

@@ -9,9 +9,11 @@ differs from the negative reconstruction error).
 import copy
 import re
 import secrets
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -19,16 +21,21 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_random_state
+from sklearn.utils import assert_all_finite, check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from skae._data import LazyDataset, MemmapSource, SparseSource, iter_chunks
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, TensorDataset, build_net
 
 #: Rows per forward pass at inference: bounds memory for large ``X``.
 INFERENCE_BATCH_SIZE = 4096
+
+#: ``max_epochs="auto"``: about this many optimiser steps, within AUTO_EPOCHS.
+AUTO_STEPS = 8000
+AUTO_EPOCHS = (20, 200)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -70,7 +77,9 @@ class seeded:
 
     def __enter__(self):
         cuda = self.device.type == "cuda"
-        index = self.device.index if self.device.index is not None else 0
+        index = self.device.index
+        if cuda and index is None:  # "cuda" is the current device (a DDP process's own GPU)
+            index = torch.cuda.current_device()
         self._fork = torch.random.fork_rng(devices=[index] if cuda else [])
         self._fork.__enter__()
         torch.default_generator.manual_seed(self.seed)
@@ -94,7 +103,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "loss": [StrOptions({"mse", "bce"})],
         "noise": [None, StrOptions({"gaussian", "mask"})],
         "noise_level": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
@@ -118,7 +127,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         loss="mse",
         noise=None,
         noise_level=0.1,
-        max_epochs=200,
+        max_epochs="auto",
         batch_size=64,
         lr=1e-3,
         optimizer="adam",
@@ -164,6 +173,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _check_data(self, X):
         """Estimator-specific checks of the validated training data."""
 
+    def _make_net(self, **kwargs):
+        """Build the skorch net from :func:`skae._net.build_net`'s arguments.
+
+        Subclasses (e.g. distributed variants) override it to pass
+        ``net_class`` / ``net_kwargs``.
+        """
+        return build_net(**kwargs)
+
     # -- helpers -----------------------------------------------------------
 
     def _hidden_layer_sizes(self):
@@ -175,7 +192,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return tuple(int(s) for s in sizes)
 
-    def _check_common(self, X):
+    def _check_common(self, n_samples, low, high):
+        """Checks of parameters against the data's size and value range."""
         if self.noise == "mask" and self.noise_level >= 1:
             raise ValueError(
                 f"noise='mask' drops entries with probability noise_level, which must be "
@@ -187,29 +205,82 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     "loss='bce' models each feature as a probability: it needs "
                     f"output_activation='sigmoid', got {self.output_activation!r}."
                 )
-            if X.min() < 0 or X.max() > 1:
+            if low < 0 or high > 1:
                 raise ValueError(
-                    "loss='bce' needs data in [0, 1]; got values in "
-                    f"[{X.min():.4g}, {X.max():.4g}]. Scale the data (e.g. MinMaxScaler) "
-                    "or use loss='mse'."
+                    f"loss='bce' needs data in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
+                    "Scale the data (e.g. MinMaxScaler) or use loss='mse'."
                 )
-        if np.abs(X).max(initial=0.0) > _FLOAT32_MAX:
+        if max(abs(low), abs(high)) > _FLOAT32_MAX:
             raise ValueError(
                 "X holds values too large for float32 training (|x| > 3.4e38). "
                 "Scale the data first (e.g. StandardScaler)."
             )
-        if self.early_stopping and round(self.validation_fraction * X.shape[0]) < 1:
+        if self.early_stopping and (
+            n_samples < 2 or round(self.validation_fraction * n_samples) < 1
+        ):
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
-                f"of {X.shape[0]} samples, which is less than one sample. Use more data, a "
+                f"of {n_samples} samples, which is less than one sample. Use more data, a "
                 "larger validation_fraction, or early_stopping=False."
             )
-        if self.early_stopping and X.shape[0] < 2:
-            raise ValueError("early_stopping=True needs at least 2 samples.")
+
+    def _training_data(self, X, device, reset):
+        """Validate ``X`` for training and return it as a dataset on ``device``.
+
+        Dense arrays become one float32 tensor on the device. A
+        ``numpy.memmap`` is validated and read chunk by chunk from its file,
+        never loaded whole; sparse matrices are densified chunk by chunk.
+        """
+        if MemmapSource.supports(X):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if X.dtype.kind not in "biuf":
+                raise ValueError(f"X must hold real numbers, got a memmap of dtype {X.dtype}.")
+            source = MemmapSource(X)
+            low, high = np.inf, -np.inf
+            for _, block in iter_chunks(source):
+                assert_all_finite(block, input_name="X")
+                low, high = min(low, float(block.min())), max(high, float(block.max()))
+            dataset = LazyDataset(source, device)
+        else:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                ensure_min_features=1,
+            )
+            if sp.issparse(X):
+                implicit_zeros = X.nnz < X.shape[0] * X.shape[1]
+                low = min(X.data.min(initial=0.0), 0.0) if implicit_zeros else X.data.min()
+                high = max(X.data.max(initial=0.0), 0.0) if implicit_zeros else X.data.max()
+                dataset = LazyDataset(SparseSource(X), device)
+            else:
+                low, high = float(X.min()), float(X.max())
+                dataset = TensorDataset(torch.tensor(X, dtype=torch.float32, device=device))
+        self._check_common(len(dataset), float(low), float(high))
+        self._check_data(X)
+        return dataset
+
+    def _max_epochs(self, n_samples):
+        """Epoch budget; ``"auto"`` sizes training in optimiser steps."""
+        if self.max_epochs != "auto":
+            return self.max_epochs
+        n_train = n_samples - (
+            round(self.validation_fraction * n_samples) if self.early_stopping else 0
+        )
+        steps_per_epoch = -(-n_train // self.batch_size)
+        low, high = AUTO_EPOCHS
+        return int(min(high, max(low, -(-AUTO_STEPS // steps_per_epoch))))
 
     def _validate(self, X, reset):
         return validate_data(
-            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_features=1
+            self,
+            X,
+            reset=reset,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            ensure_min_features=1,
         )
 
     # -- fit -----------------------------------------------------------------
@@ -220,9 +291,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. float32 and float64 are accepted; training runs
-            in float32.
+            in float32. A ``numpy.memmap`` is read in chunks from its file
+            (never loaded whole) and a sparse matrix is densified per chunk.
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -231,37 +303,84 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The fitted estimator.
         """
-        X = self._validate(X, reset=True)
-        self._check_common(X)
-        self._check_data(X)
         device = resolve_device(self.device)
-        criterion, criterion_kwargs, terms = self._criterion()
-        seed = make_seed(self.random_state)
-        X_t = torch.tensor(X, dtype=torch.float32, device=device)
-
-        with seeded(seed, device):
-            module = self._build_module(X.shape[1])
-            net = build_net(
-                module=module,
-                criterion=criterion,
-                criterion_kwargs=criterion_kwargs,
-                terms=terms,
-                optimizer=self.optimizer,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
+        dataset = self._training_data(X, device, reset=True)
+        with seeded(make_seed(self.random_state), device):
+            net = self._new_net(
+                device,
+                max_epochs=self._max_epochs(len(dataset)),
                 validation_fraction=self.validation_fraction if self.early_stopping else None,
-                early_stopping=self.early_stopping,
-                n_iter_no_change=self.n_iter_no_change,
-                tol=self.tol,
-                device=device,
-                verbose=int(self.verbose),
             )
-            net.fit(TensorDataset(X_t), None)
+            net.fit(dataset, None)
+        self.net_ = net
+        self.n_samples_seen_ = len(dataset)
+        self._after_training()
+        return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train on one chunk of rows: one pass over it, for out-of-core learning.
+
+        As :meth:`sklearn.decomposition.IncrementalPCA.partial_fit`: the
+        first call fixes ``n_features_in_`` and builds the network; later
+        calls continue training it, keeping the optimiser state. Each call
+        is one epoch over ``X``; early stopping does not apply.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            A chunk of training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained further.
+        """
+        first = not hasattr(self, "net_")
+        device = resolve_device(self.device) if first else str(self.net_.device)
+        dataset = self._training_data(X, device, reset=first)
+        seed = make_seed(self.random_state)
+        seed = seed if first else (seed + self.n_iter_) % 2**63
+        with seeded(seed, device):
+            if first:
+                self.net_ = self._new_net(device, max_epochs=1, validation_fraction=None)
+                self.net_.initialize()
+                self.n_samples_seen_ = 0
+            self.net_.partial_fit(dataset, None, epochs=1)
+        self.n_samples_seen_ += len(dataset)
+        self._after_training()
+        return self
+
+    def _new_net(self, device, *, max_epochs, validation_fraction):
+        """Build the module and the skorch net (inside the caller's seeded RNG)."""
+        criterion, criterion_kwargs, terms = self._criterion()
+        return self._make_net(
+            module=self._build_module(self.n_features_in_),
+            criterion=criterion,
+            criterion_kwargs=criterion_kwargs,
+            terms=terms,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            max_epochs=max_epochs,
+            batch_size=self.batch_size,
+            validation_fraction=validation_fraction,
+            early_stopping=self.early_stopping and validation_fraction is not None,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            device=device,
+            verbose=int(self.verbose),
+        )
+
+    def _after_training(self):
+        """Check the outcome of training and set the fitted attributes."""
+        net = self.net_
         guard = dict(net.callbacks_)["guard"]
-        if guard.best_state_ is None:
+        guard.truncate_history(net)
+        if len(net.history) == 0:
+            del self.net_
             if guard.diverged_ is not None:
                 raise ValueError(
                     f"Training diverged in the first epoch (loss={guard.diverged_[1]}). "
@@ -269,14 +388,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 )
             raise KeyboardInterrupt("Training was interrupted before the first epoch ended.")
         net.module_.eval()
-        self.net_ = net
         history = net.history
         self.n_iter_ = len(history)
         self.loss_curve_ = np.asarray(history[:, "train_loss"], dtype=float)
-        if self.early_stopping:
+        if "valid_loss" in history[-1]:
             self.validation_scores_ = -np.asarray(history[:, "valid_loss"], dtype=float)
             self.best_validation_score_ = float(self.validation_scores_.max())
-        return self
 
     # -- inference -----------------------------------------------------------
 
@@ -299,9 +416,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         out = np.empty((X.shape[0], n_out), dtype=X.dtype)
         with torch.inference_mode():
             for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                batch = torch.tensor(
-                    X[start : start + INFERENCE_BATCH_SIZE], dtype=dtype, device=device
-                )
+                rows = X[start : start + INFERENCE_BATCH_SIZE]
+                rows = rows.toarray() if sp.issparse(rows) else rows
+                batch = torch.tensor(rows, dtype=dtype, device=device)
                 result = fn(module, batch)
                 out[start : start + INFERENCE_BATCH_SIZE] = result.reshape(len(batch), -1).cpu()
         return out
@@ -389,9 +506,22 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         return float(np.mean(self.score_samples(X)))
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        device = self.__dict__.get("device")
+        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(
+                f"{type(self).__name__} was pickled with device={device!r} but CUDA is not "
+                "available; it is loaded with device='cpu' so that it can be used and refitted.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.device = "cpu"
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -420,8 +550,11 @@ hidden_layer_sizes : tuple of int, default=(256,)
         Standard deviation of the Gaussian noise, or the probability that
         an entry is zeroed for ``noise="mask"``.
 
-    max_epochs : int, default=200
-        Maximum number of passes over the training data.
+    max_epochs : int or "auto", default="auto"
+        Maximum number of passes over the training data. ``"auto"`` sizes
+        training in optimiser steps: about 8000 steps, within 20 to 200
+        epochs (200 epochs on 1,400 rows, 64 on 8,000, 20 on 60,000 at the
+        default batch size). Training may stop earlier on a plateau.
 
     batch_size : int, default=64
         Rows per optimiser step.

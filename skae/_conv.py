@@ -86,7 +86,7 @@ class ConvAE(BaseAutoencoder):
         loss="mse",
         noise=None,
         noise_level=0.1,
-        max_epochs=200,
+        max_epochs="auto",
         batch_size=64,
         lr=1e-3,
         optimizer="adam",

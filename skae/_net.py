@@ -15,6 +15,8 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
 
+from skae._data import LazyDataset, chunk_rows
+
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -44,7 +46,9 @@ class TensorBatchIterator:
 
     Shuffling permutes the whole tensor once per epoch (with torch's RNG, which
     skae seeds inside a forked RNG state) and then slices contiguous views:
-    no per-row ``__getitem__``, no collate, no worker processes.
+    no per-row ``__getitem__``, no collate, no worker processes. A
+    :class:`~skae._data.LazyDataset` (memmap, sparse) is streamed chunk by
+    chunk instead, shuffled within and across chunks.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False):
@@ -56,12 +60,31 @@ class TensorBatchIterator:
         return math.ceil(len(self.dataset) / self.batch_size)
 
     def __iter__(self):
+        if isinstance(self.dataset, LazyDataset):
+            yield from self._iter_lazy()
+            return
         X = self.dataset.X
         if self.shuffle:
             X = X[torch.randperm(len(X), device=X.device)]
         for start in range(0, len(X), self.batch_size):
             batch = X[start : start + self.batch_size]
             yield batch, batch
+
+    def _iter_lazy(self):
+        # Out-of-core: read one chunk of rows at a time; shuffle the chunk order
+        # and the rows within each chunk.
+        n = len(self.dataset)
+        chunk = chunk_rows(self.dataset.source.shape[1], at_least=self.batch_size)
+        starts = torch.arange(0, n, chunk)
+        if self.shuffle:
+            starts = starts[torch.randperm(len(starts))]
+        for start in starts.tolist():
+            block = self.dataset.block(start, min(n, start + chunk))
+            if self.shuffle:
+                block = block[torch.randperm(len(block), device=block.device)]
+            for i in range(0, len(block), self.batch_size):
+                batch = block[i : i + self.batch_size]
+                yield batch, batch
 
 
 class HoldoutSplit:
@@ -73,6 +96,9 @@ class HoldoutSplit:
     def __call__(self, dataset, y=None, **fit_params):
         n = len(dataset)
         n_valid = max(1, int(round(self.fraction * n)))
+        if isinstance(dataset, LazyDataset):
+            perm = torch.randperm(n).numpy()
+            return dataset.subset(perm[n_valid:]), dataset.subset(perm[:n_valid])
         perm = torch.randperm(n, device=dataset.X.device)
         X = dataset.X[perm]
         return TensorDataset(X[n_valid:]), TensorDataset(X[:n_valid])
@@ -110,6 +136,8 @@ class TrainingGuard(Callback):
     def on_train_begin(self, net, **kwargs):
         self.initialize()
         self.completed_ = len(net.history)
+        if self.completed_:  # continued training (partial_fit): keep the current weights
+            self.best_state_ = copy.deepcopy(net.module_.state_dict())
 
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1, "train_loss"]
@@ -121,29 +149,29 @@ class TrainingGuard(Callback):
         self.completed_ = len(net.history)
 
     def on_train_end(self, net, **kwargs):
+        # The partial or diverged epoch's history rows are dropped by the owner
+        # (see ``truncate_history``) once every callback's on_train_end has run.
         interrupted = len(net.history) > self.completed_
+        if not interrupted or self.best_state_ is None:
+            return
+        net.module_.load_state_dict(self.best_state_)
         if self.diverged_ is not None:
             epoch, loss = self.diverged_
-            del net.history[self.completed_ :]
-            if self.best_state_ is not None:
-                net.module_.load_state_dict(self.best_state_)
-                warnings.warn(
-                    f"Training diverged at epoch {epoch} (loss={loss}); stopped and "
-                    f"restored the weights of epoch {epoch - 1}. Lower `lr` or scale "
-                    "the data (e.g. with StandardScaler).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        elif interrupted:
-            del net.history[self.completed_ :]
-            if self.best_state_ is not None:
-                net.module_.load_state_dict(self.best_state_)
-                warnings.warn(
-                    f"Training was interrupted; the model keeps the weights of the last "
-                    f"completed epoch ({self.completed_}).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            message = (
+                f"Training diverged at epoch {epoch} (loss={loss}); stopped and restored the "
+                f"weights of epoch {epoch - 1}. Lower `lr` or scale the data (e.g. with "
+                "StandardScaler)."
+            )
+        else:
+            message = (
+                "Training was interrupted; the model keeps the weights of the last completed "
+                f"epoch ({self.completed_})."
+            )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    def truncate_history(self, net):
+        """Drop the history rows of an interrupted or diverged epoch."""
+        del net.history[self.completed_ :]
 
 
 def build_net(
@@ -163,6 +191,8 @@ def build_net(
     tol,
     device,
     verbose,
+    net_class=AutoencoderNet,
+    net_kwargs=None,
 ):
     """Build (not fit) the skorch net behind a skae estimator.
 
@@ -181,6 +211,11 @@ def build_net(
         Stop on the validation loss (else on the training loss) when it has
         not improved by a relative ``tol`` in ``n_iter_no_change`` epochs;
         with a validation split the best weights are restored.
+    net_class : type, default=AutoencoderNet
+        The net class; a subclass of :class:`AutoencoderNet` (e.g. with
+        skorch's ``AccelerateMixin``).
+    net_kwargs : dict or None
+        Extra keyword arguments for ``net_class`` (e.g. ``accelerator``).
     """
     callbacks = [("guard", TrainingGuard())]
     for term in terms:
@@ -200,7 +235,7 @@ def build_net(
             ),
         )
     )
-    return AutoencoderNet(
+    return net_class(
         module=module,
         criterion=functools.partial(criterion, **criterion_kwargs),
         optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
@@ -216,4 +251,5 @@ def build_net(
         callbacks=callbacks,
         device=device,
         verbose=verbose,
+        **(net_kwargs or {}),
     )

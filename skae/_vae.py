@@ -92,7 +92,7 @@ class VAE(BaseAutoencoder):
         loss="mse",
         noise=None,
         noise_level=0.1,
-        max_epochs=200,
+        max_epochs="auto",
         batch_size=64,
         lr=1e-3,
         optimizer="adam",

@@ -1,0 +1,242 @@
+"""Safe persistence: weights as safetensors, everything else as JSON.
+
+:func:`save` writes one ``.safetensors`` file: the module's weights as
+tensors, and in the file's metadata a JSON document (the estimator's class
+and parameters, its fitted attributes and training history, the skae,
+torch and scikit-learn versions) plus a SHA-256 digest over the JSON and
+every tensor. :func:`load` never unpickles and never imports anything named
+in the file: the class is looked up in a fixed table of skae estimators. A
+truncated, tampered or mismatched file is refused with a ``ValueError``.
+"""
+
+import hashlib
+import json
+import os
+import warnings
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
+
+FORMAT = "skae"
+FORMAT_VERSION = 1
+_TUPLE_PARAMS = ("hidden_layer_sizes", "channels", "input_shape")
+_ARRAY_ATTRIBUTES = ("loss_curve_", "validation_scores_")
+_SCALAR_ATTRIBUTES = ("n_features_in_", "n_iter_", "n_samples_seen_", "best_validation_score_")
+
+
+def _estimators():
+    from skae import AE, VAE, ConvAE, SparseAE
+
+    return {cls.__name__: cls for cls in (AE, SparseAE, ConvAE, VAE)}
+
+
+def _import_safetensors():
+    try:
+        import safetensors
+        import safetensors.torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "skae.save and skae.load need the 'safetensors' package: "
+            "pip install safetensors (or pip install 'skae[persist]')."
+        ) from exc
+    return safetensors
+
+
+def _digest(document, tensors):
+    h = hashlib.sha256(document.encode("utf-8"))
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _json_param(name, value):
+    if name in _TUPLE_PARAMS and value is not None and not isinstance(value, int):
+        return [int(v) for v in value]
+    if name == "random_state" and not (value is None or isinstance(value, int)):
+        return None  # a RandomState instance is not portable; the fit is done anyway
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save(estimator, path):
+    """Save a fitted skae estimator to a safetensors file, without pickle.
+
+    Parameters
+    ----------
+    estimator : AE, SparseAE, ConvAE or VAE
+        A fitted estimator.
+    path : str or path-like
+        Destination file (conventionally ``*.safetensors``).
+
+    See Also
+    --------
+    load : Load an estimator saved with this function.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_digits
+    >>> import skae
+    >>> X = load_digits().data / 16
+    >>> ae = skae.AE(n_components=4, max_epochs=2, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "ae.safetensors")
+    >>> skae.save(ae, path)
+    >>> bool((skae.load(path).transform(X) == ae.transform(X)).all())
+    True
+    """
+    safetensors = _import_safetensors()
+    # A class may name the skae estimator it is saved as (skae.distributed's
+    # Accelerated* estimators are saved, and load, as the plain estimator).
+    cls = getattr(type(estimator), "_saved_as", type(estimator))
+    name = cls.__name__
+    if _estimators().get(name) is not cls or not isinstance(estimator, cls):
+        raise TypeError(f"skae.save saves skae's AE, SparseAE, ConvAE and VAE; got {name}.")
+    check_is_fitted(estimator)
+    module = estimator.net_.module_
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    attributes = {a: getattr(estimator, a) for a in _SCALAR_ATTRIBUTES if hasattr(estimator, a)}
+    attributes = {k: v.item() if isinstance(v, np.generic) else v for k, v in attributes.items()}
+    for a in _ARRAY_ATTRIBUTES:
+        if hasattr(estimator, a):
+            attributes[a] = np.asarray(getattr(estimator, a)).tolist()
+    if hasattr(estimator, "feature_names_in_"):
+        attributes["feature_names_in_"] = [str(f) for f in estimator.feature_names_in_]
+    history = [{k: v for k, v in row.items() if k != "batches"} for row in estimator.net_.history]
+    document = json.dumps(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "class": name,
+            "params": {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()},
+            "attributes": attributes,
+            "history": history,
+            "input_shape": list(getattr(module, "input_shape", (estimator.n_features_in_,))),
+            "versions": {
+                "skae": _skae_version(),
+                "torch": torch.__version__,
+                "sklearn": sklearn.__version__,
+            },
+        },
+        sort_keys=True,
+    )
+    metadata = {"skae": document, "sha256": _digest(document, tensors)}
+    safetensors.torch.save_file(tensors, os.fspath(path), metadata=metadata)
+
+
+def _skae_version():
+    from skae import __version__
+
+    return __version__
+
+
+def load(path):
+    """Load an estimator saved with :func:`save`. Never unpickles.
+
+    The file's digest is checked first; then the estimator is rebuilt from
+    its class (one of skae's estimators, looked up by name) and parameters,
+    and the weights are loaded into a freshly built module, on the CPU when
+    CUDA is not available. A model saved with ``device="cuda"`` loads on a
+    CPU-only machine with ``device="cpu"`` (and a warning), so it can be
+    used and refitted there.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    estimator : AE, SparseAE, ConvAE or VAE
+        The fitted estimator.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a skae file, is truncated or was modified, or
+        its weights do not match its parameters.
+
+    See Also
+    --------
+    save : Save a fitted estimator.
+
+    Examples
+    --------
+    >>> import skae
+    >>> skae.load("missing.safetensors")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: No such file: 'missing.safetensors'
+    """
+    safetensors = _import_safetensors()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such file: {path!r}")
+    try:
+        with safetensors.safe_open(path, framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(
+            f"{path!r} is not a readable skae file (safetensors format): {exc}"
+        ) from None
+    if "skae" not in metadata or "sha256" not in metadata:
+        raise ValueError(f"{path!r} is a safetensors file but not one written by skae.save.")
+    document = metadata["skae"]
+    if _digest(document, tensors) != metadata["sha256"]:
+        raise ValueError(
+            f"{path!r} failed its integrity check (SHA-256 mismatch): it was modified or "
+            "corrupted after it was saved."
+        )
+    try:
+        doc = json.loads(document)
+        if doc["format"] != FORMAT or doc["format_version"] > FORMAT_VERSION:
+            raise ValueError(f"unsupported format {doc['format']!r} v{doc['format_version']}")
+        cls = _estimators()[doc["class"]]
+        params = dict(doc["params"])
+        attributes = doc["attributes"]
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r} holds an invalid skae document: {exc!r}") from None
+    for k in _TUPLE_PARAMS:
+        if isinstance(params.get(k), list):
+            params[k] = tuple(params[k])
+    device = params.get("device", "auto")
+    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(
+            f"The model was saved with device={device!r} but CUDA is not available; "
+            "it is loaded with device='cpu'.",
+            UserWarning,
+            stacklevel=2,
+        )
+        params["device"] = "cpu"
+    estimator = cls(**params)
+    estimator._validate_params()
+    return _restore(estimator, attributes, doc.get("history", []), tensors, path)
+
+
+def _restore(estimator, attributes, history, tensors, path):
+    from skae._base import resolve_device, seeded
+
+    for k, v in attributes.items():
+        if k in _ARRAY_ATTRIBUTES:
+            v = np.asarray(v, dtype=float)
+        elif k == "feature_names_in_":
+            v = np.asarray(v, dtype=object)
+        setattr(estimator, k, v)
+    device = resolve_device(estimator.device)
+    with seeded(0, "cpu"):  # the initial weights are overwritten below
+        net = estimator._new_net(device, max_epochs=1, validation_fraction=None)
+        net.initialize()
+    try:
+        net.module_.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"The weights in {path!r} do not match its parameters: {exc}") from None
+    net.module_.to(device).eval()
+    net.history_ = History(history)
+    estimator.net_ = net
+    return estimator
