@@ -48,51 +48,6 @@ class AE(BaseAutoencoder):
     (3, 64)
     """
 
-    def __init__(
-        self,
-        n_components=2,
-        *,
-        hidden_layer_sizes=(256,),
-        activation="relu",
-        output_activation=None,
-        loss="mse",
-        noise=None,
-        noise_level=0.1,
-        max_epochs="auto",
-        batch_size=64,
-        lr=1e-3,
-        optimizer="adam",
-        weight_decay=0.0,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        tol=1e-4,
-        device="auto",
-        random_state=None,
-        verbose=0,
-    ):
-        super().__init__(
-            n_components=n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            output_activation=output_activation,
-            loss=loss,
-            noise=noise,
-            noise_level=noise_level,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            tol=tol,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
-
     def _build_module(self, n_features):
         return MLPAutoencoder(
             n_features,

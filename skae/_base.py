@@ -57,6 +57,22 @@ def resolve_device(device):
     return device
 
 
+def device_for_loading(device, origin):
+    """``"cpu"`` (with a warning) for a CUDA ``device`` on a machine without CUDA.
+
+    A model fitted on a GPU must load, run and refit on a CPU-only machine.
+    """
+    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(
+            f"{origin} with device={device!r} but CUDA is not available; it is loaded with "
+            "device='cpu' so that it can be used and refitted.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return "cpu"
+    return device
+
+
 def make_seed(random_state):
     """A 63-bit seed from ``random_state``, never touching global RNG state.
 
@@ -508,15 +524,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        device = self.__dict__.get("device")
-        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(
-                f"{type(self).__name__} was pickled with device={device!r} but CUDA is not "
-                "available; it is loaded with device='cpu' so that it can be used and refitted.",
-                UserWarning,
-                stacklevel=2,
-            )
-            self.device = "cpu"
+        if "device" in self.__dict__:
+            self.device = device_for_loading(self.device, f"{type(self).__name__} was pickled")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -12,13 +12,14 @@ truncated, tampered or mismatched file is refused with a ``ValueError``.
 import hashlib
 import json
 import os
-import warnings
 
 import numpy as np
 import sklearn
 import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
+
+from skae._base import device_for_loading, resolve_device, seeded
 
 FORMAT = "skae"
 FORMAT_VERSION = 1
@@ -205,22 +206,13 @@ def load(path):
     for k in _TUPLE_PARAMS:
         if isinstance(params.get(k), list):
             params[k] = tuple(params[k])
-    device = params.get("device", "auto")
-    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(
-            f"The model was saved with device={device!r} but CUDA is not available; "
-            "it is loaded with device='cpu'.",
-            UserWarning,
-            stacklevel=2,
-        )
-        params["device"] = "cpu"
+    params["device"] = device_for_loading(params.get("device", "auto"), "The model was saved")
     estimator = cls(**params)
     estimator._validate_params()
     return _restore(estimator, attributes, doc.get("history", []), tensors, path)
 
 
 def _restore(estimator, attributes, history, tensors, path):
-    from skae._base import resolve_device, seeded
 
     for k, v in attributes.items():
         if k in _ARRAY_ATTRIBUTES:
