@@ -13,7 +13,12 @@ demo:  ## the main job: every estimator vs PCA on sklearn's digits
 
 test:  ## install the test dependencies and run the tests
 	$(PYTHON) -m pip install -q "$(TORCH)"
-	$(PYTHON) -m pip install -q -e ".[test]"
+	$(PYTHON) -m pip install -q -e ".[test,distributed]"
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
+
+docs:  ## build the HTML documentation (warnings are errors; runs the example gallery)
+	$(PYTHON) -m pip install -q "$(TORCH)"
+	$(PYTHON) -m pip install -q -e ".[docs]"
+	$(PYTHON) -m sphinx -W -b html docs docs/_build/html

@@ -9,6 +9,7 @@ differs from the negative reconstruction error).
 import copy
 import re
 import secrets
+import threading
 import warnings
 from numbers import Integral, Real
 
@@ -84,28 +85,46 @@ def make_seed(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+#: Serialises skae's use of torch's process-wide RNG: fits running in threads of
+#: one process (joblib's threading backend, multi-threaded Dask workers) would
+#: otherwise reseed each other's generator and lose reproducibility.
+_RNG_LOCK = threading.RLock()
+
+
 class seeded:
-    """Context manager: fork torch's RNG on ``device`` and seed it."""
+    """Context manager: fork torch's RNG on ``device`` and seed it.
+
+    Holds a process-wide lock while inside, so concurrent fits in threads
+    stay reproducible (they run one after the other).
+    """
 
     def __init__(self, seed, device):
         self.seed = seed
         self.device = torch.device(device)
 
     def __enter__(self):
-        cuda = self.device.type == "cuda"
-        index = self.device.index
-        if cuda and index is None:  # "cuda" is the current device (a DDP process's own GPU)
-            index = torch.cuda.current_device()
-        self._fork = torch.random.fork_rng(devices=[index] if cuda else [])
-        self._fork.__enter__()
-        torch.default_generator.manual_seed(self.seed)
-        if cuda:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(self.seed)
+        _RNG_LOCK.acquire()
+        try:
+            cuda = self.device.type == "cuda"
+            index = self.device.index
+            if cuda and index is None:  # "cuda": the current device (a DDP process's own GPU)
+                index = torch.cuda.current_device()
+            self._fork = torch.random.fork_rng(devices=[index] if cuda else [])
+            self._fork.__enter__()
+            torch.default_generator.manual_seed(self.seed)
+            if cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(self.seed)
+        except BaseException:
+            _RNG_LOCK.release()
+            raise
         return self
 
     def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+        try:
+            return self._fork.__exit__(*exc)
+        finally:
+            _RNG_LOCK.release()
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

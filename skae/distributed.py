@@ -22,7 +22,7 @@ import torch
 from skorch.hf import AccelerateMixin
 
 from skae._ae import AE
-from skae._base import resolve_device
+from skae._base import BaseAutoencoder, resolve_device
 from skae._conv import ConvAE
 from skae._data import LazyDataset
 from skae._net import AutoencoderNet, TensorBatchIterator, TensorDataset, build_net
@@ -232,9 +232,7 @@ class AcceleratedAutoencoderNet(AccelerateMixin, AutoencoderNet):
         # Every process has the same batches (equal shards, the same validation
         # rows): average each logged batch value across processes in one call.
         batches = self.history[-1]["batches"]
-        slots = [
-            (b, k) for b in batches for k in sorted(b) if not k.endswith("_batch_size")
-        ]
+        slots = [(b, k) for b in batches for k in sorted(b) if not k.endswith("_batch_size")]
         values = torch.tensor([b[k] for b, k in slots], dtype=torch.float64, device=self.device)
         values = self.accelerator.reduce(values, reduction="mean").cpu().tolist()
         for (b, k), value in zip(slots, values):
@@ -291,12 +289,16 @@ class _AccelerateEstimatorMixin:
         self._accelerator()
         return super().fit(X, y)
 
+    fit.__doc__ = BaseAutoencoder.fit.__doc__
+
     def partial_fit(self, X, y=None):
         self._validate_params()
         accelerator = self._accelerator()
         if hasattr(self, "net_") and self.net_.accelerator is None:  # e.g. unpickled
             self.net_.accelerator = accelerator
         return super().partial_fit(X, y)
+
+    partial_fit.__doc__ = BaseAutoencoder.partial_fit.__doc__
 
     def _make_net(self, **kwargs):
         return build_net(

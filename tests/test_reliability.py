@@ -409,3 +409,21 @@ def test_grid_search_n_jobs_2_matches_n_jobs_1(digits):
     np.testing.assert_allclose(
         serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"], rtol=1e-5
     )
+
+
+def test_threaded_fits_stay_reproducible():
+    # Fits in threads of one process (joblib's threading backend, Dask workers with
+    # several threads) must not reseed each other's RNG.
+    with joblib.parallel_backend("threading", n_jobs=4):
+        results = joblib.Parallel()(
+            joblib.delayed(
+                lambda: (
+                    AE(n_components=2, max_epochs=3, noise="gaussian", random_state=0)
+                    .fit(BASE)
+                    .transform(BASE)
+                )
+            )()
+            for _ in range(4)
+        )
+    for Z in results[1:]:
+        np.testing.assert_array_equal(Z, results[0])
