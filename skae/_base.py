@@ -337,6 +337,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, max_epochs=3, random_state=0).fit(X)
+        >>> ae.n_iter_, ae.loss_curve_.shape
+        (3, (3,))
         """
         device = resolve_device(self.device)
         dataset = self._training_data(X, device, reset=True)
@@ -372,6 +381,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         self : object
             The estimator, trained further.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     ae = ae.partial_fit(chunk)
+        >>> ae.n_iter_
+        4
         """
         first = not hasattr(self, "net_")
         device = resolve_device(self.device) if first else str(self.net_.device)
@@ -470,6 +491,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         X_new : ndarray of shape (n_samples, n_components)
             The codes, in ``X``'s floating dtype.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, max_epochs=2, random_state=0).fit(X)
+        >>> ae.transform(X[:5]).shape
+        (5, 4)
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -485,8 +515,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
             The reconstructions.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, max_epochs=2, random_state=0).fit(X)
+        >>> ae.inverse_transform(ae.transform(X[:5])).shape
+        (5, 64)
         """
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -516,6 +555,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         scores : ndarray of shape (n_samples,)
             Negative reconstruction error of each sample.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, max_epochs=2, random_state=0).fit(X)
+        >>> scores = ae.score_samples(X[:5])
+        >>> scores.shape, bool((scores <= 0).all())
+        ((5,), True)
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
@@ -538,6 +587,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         score : float
             Mean per-sample score.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, max_epochs=2, random_state=0).fit(X)
+        >>> bool(np.isclose(ae.score(X), ae.score_samples(X).mean()))
+        True
         """
         return float(np.mean(self.score_samples(X)))
 
@@ -626,10 +685,10 @@ hidden_layer_sizes : tuple of int, default=(256,)
 
 COMMON_ATTRIBUTES = """\
 n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during :meth:`fit`.
 
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
+        Names of features seen during :meth:`fit`. Defined only when `X`
         has feature names that are all strings.
 
     net_ : skorch.NeuralNet
@@ -640,10 +699,10 @@ n_features_in_ : int
     n_iter_ : int
         Number of epochs run.
 
-    loss_curve_ : ndarray of shape (n_iter_,)
+    loss_curve_ : ndarray of shape (`n_iter_`,)
         Training loss at the end of each epoch.
 
-    validation_scores_ : ndarray of shape (n_iter_,)
+    validation_scores_ : ndarray of shape (`n_iter_`,)
         Negative validation loss of each epoch (higher is better). Only
         when ``early_stopping=True``.
 

@@ -180,6 +180,16 @@ class VAE(BaseAutoencoder):
         -------
         elbo : ndarray of shape (n_samples,)
             ELBO of each sample (higher is better).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import VAE
+        >>> X = load_digits().data[:200] / 16
+        >>> vae = VAE(n_components=2, loss="bce", output_activation="sigmoid",
+        ...           max_epochs=2, random_state=0).fit(X)
+        >>> vae.score_samples(X[:3]).shape
+        (3,)
         """
         return super().score_samples(X)
 
@@ -204,8 +214,18 @@ class VAE(BaseAutoencoder):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
             Generated samples in input space (the decoder mean).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import VAE
+        >>> X = load_digits().data[:200] / 16
+        >>> vae = VAE(n_components=2, loss="bce", output_activation="sigmoid",
+        ...           max_epochs=2, random_state=0).fit(X)
+        >>> vae.sample(4, random_state=0).shape
+        (4, 64)
         """
         check_is_fitted(self)
         seed = make_seed(random_state)

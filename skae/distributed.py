@@ -333,8 +333,7 @@ _CLASS_DOC = """{summary}
     the GPU the launcher assigns to it; ``"cpu"`` trains CPU processes (gloo
     backend). Requires ``pip install "skae[distributed]"``.
 
-{sections}
-    See Also
+{sections}    See Also
     --------
     skae.{base} : The single-process estimator.
     dask_transform : Apply a fitted estimator to a dask array.
@@ -460,7 +459,7 @@ def dask_transform(estimator, X, *, method="transform"):
     -------
     result : dask.array.Array
         Lazy result of shape (n_samples, n_components) for ``transform``,
-        (n_samples, n_features_in_) for ``inverse_transform`` or
+        (n_samples, ``n_features_in_``) for ``inverse_transform`` or
         (n_samples,) for ``score_samples``, with ``X``'s row chunks; call
         ``.compute()`` (or store it with ``.to_zarr()`` and the like).
 
