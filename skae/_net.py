@@ -218,10 +218,12 @@ def build_net(
         Extra keyword arguments for ``net_class`` (e.g. ``accelerator``).
     """
     callbacks = [("guard", TrainingGuard())]
-    for term in terms:
-        callbacks.append((f"train_{term}", PassthroughScoring(f"train_{term}", on_train=True)))
+    for term in terms:  # per-epoch averages of the named terms; no "best" flags (not goals)
+        name = f"train_{term}"
+        callbacks.append((name, PassthroughScoring(name, lower_is_better=None, on_train=True)))
         if validation_fraction is not None:
-            callbacks.append((f"valid_{term}", PassthroughScoring(f"valid_{term}")))
+            name = f"valid_{term}"
+            callbacks.append((name, PassthroughScoring(name, lower_is_better=None)))
     monitor = "valid_loss" if early_stopping else "train_loss"
     callbacks.append(
         (
