@@ -22,3 +22,6 @@ docs:  ## build the HTML documentation (warnings are errors; runs the example ga
 	$(PYTHON) -m pip install -q "$(TORCH)"
 	$(PYTHON) -m pip install -q -e ".[docs]"
 	$(PYTHON) -m sphinx -W -b html docs docs/_build/html
+
+bench:  ## the benchmark suite: speed vs hand-written torch, quality vs PCA (benchmarks/README.md)
+	$(PYTHON) benchmarks/run.py

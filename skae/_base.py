@@ -31,8 +31,9 @@ from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, TensorDataset, build_net
 
-#: Rows per forward pass at inference: bounds memory for large ``X``.
-INFERENCE_BATCH_SIZE = 4096
+#: Bytes of input plus output (as float64) per forward pass at inference: bounds
+#: memory for large ``X`` while most calls run as a single batch.
+INFERENCE_BYTES = 64 * 2**20
 
 #: ``max_epochs="auto"``: about this many optimiser steps, within AUTO_EPOCHS.
 AUTO_STEPS = 8000
@@ -464,19 +465,29 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         depend on how rows are batched; float32 runs the trained module.
         """
         module = self.net_.module_
-        device = next(module.parameters()).device
+        param = next(module.parameters())
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        if dtype != next(module.parameters()).dtype:
+        if dtype != param.dtype:
             module = copy.deepcopy(module).to(dtype)
-        module.eval()
-        out = np.empty((X.shape[0], n_out), dtype=X.dtype)
+        if module.training:
+            module.eval()
+        cpu = param.device.type == "cpu"
+        zero_copy = cpu and not sp.issparse(X) and X.flags.writeable
+        step = max(1024, INFERENCE_BYTES // (8 * (X.shape[1] + n_out)))
+        out = None if X.shape[0] <= step else np.empty((X.shape[0], n_out), dtype=X.dtype)
         with torch.inference_mode():
-            for start in range(0, X.shape[0], INFERENCE_BATCH_SIZE):
-                rows = X[start : start + INFERENCE_BATCH_SIZE]
-                rows = rows.toarray() if sp.issparse(rows) else rows
-                batch = torch.tensor(rows, dtype=dtype, device=device)
-                result = fn(module, batch)
-                out[start : start + INFERENCE_BATCH_SIZE] = result.reshape(len(batch), -1).cpu()
+            for start in range(0, X.shape[0], step):
+                rows = X[start : start + step]
+                if sp.issparse(rows):
+                    rows = rows.toarray()
+                if zero_copy and rows.flags.c_contiguous:
+                    batch = torch.from_numpy(rows)  # same dtype as the module: no copy
+                else:
+                    batch = torch.tensor(rows, dtype=dtype, device=param.device)
+                result = fn(module, batch).reshape(len(batch), -1)
+                if out is None:  # a single batch: hand over the result without a copy
+                    return result.numpy() if cpu else result.cpu().numpy()
+                out[start : start + step] = result.cpu()
         return out
 
     def transform(self, X):

@@ -29,6 +29,17 @@ def reconstruction_error(out, x, kind):
     return err.mean(dim=1)
 
 
+def mean_reconstruction_error(out, x, kind):
+    """:func:`reconstruction_error` averaged over the batch, as one fused op.
+
+    Equal to ``reconstruction_error(out, x, kind).mean()`` (every row has the
+    same number of features), with fewer autograd nodes per training step.
+    """
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(out["logits"], x)
+    return F.mse_loss(out["recon"], x)
+
+
 def negative_log_likelihood(out, x, kind):
     """Per-sample ``-log p(x | z)`` in nats, summed over features.
 
@@ -85,7 +96,7 @@ class ReconstructionLoss:
         self.sparsity_target = sparsity_target
 
     def __call__(self, out, x):
-        recon = reconstruction_error(out, x, self.kind).mean()
+        recon = mean_reconstruction_error(out, x, self.kind)
         if self.sparsity is None:
             return {"loss": recon}
         penalty = sparsity_penalty(out["code"], self.sparsity, self.sparsity_target)

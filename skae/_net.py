@@ -13,7 +13,7 @@ import warnings
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
+from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring, PrintLog
 
 from skae._data import LazyDataset, chunk_rows
 
@@ -105,7 +105,22 @@ class HoldoutSplit:
 
 
 class AutoencoderNet(NeuralNet):
-    """skorch net whose criterion returns named terms; each one is logged."""
+    """skorch net whose criterion returns named terms; each one is logged.
+
+    ``train_step_single`` is skorch's own, except that the module is put in
+    training mode only when it is not already: skorch resets the mode of
+    every submodule on every batch, which costs ~60 us a step (15% of a
+    step on narrow data).
+    """
+
+    def train_step_single(self, batch, **fit_params):
+        if not self.module_.training:
+            self.module_.train()
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         terms = self.criterion_(y_pred, y_true)
@@ -253,5 +268,12 @@ def build_net(
         callbacks=callbacks,
         device=device,
         verbose=verbose,
-        **(net_kwargs or {}),
+        **{
+            # skorch's default callbacks that would only cost time per batch here
+            "callbacks__print_log": PrintLog() if verbose else None,
+            "callbacks__valid_loss": (
+                PassthroughScoring("valid_loss") if validation_fraction else None
+            ),
+            **(net_kwargs or {}),
+        },
     )

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import torch
+from skorch.callbacks import PrintLog
 from skorch.hf import AccelerateMixin
 
 from skae._ae import AE
@@ -301,15 +302,14 @@ class _AccelerateEstimatorMixin:
     partial_fit.__doc__ = BaseAutoencoder.partial_fit.__doc__
 
     def _make_net(self, **kwargs):
-        return build_net(
-            **kwargs,
-            net_class=AcceleratedAutoencoderNet,
-            net_kwargs={
-                "accelerator": self._accelerator(),
-                "unwrap_after_train": False,
-                "callbacks__print_log__sink": _MainProcessPrint(kwargs["verbose"]),
-            },
-        )
+        net_kwargs = {
+            "accelerator": self._accelerator(),
+            "unwrap_after_train": False,
+            # AccelerateMixin configures a PrintLog: keep one, printing on rank 0 if verbose
+            "callbacks__print_log": PrintLog(),
+            "callbacks__print_log__sink": _MainProcessPrint(kwargs["verbose"]),
+        }
+        return build_net(**kwargs, net_class=AcceleratedAutoencoderNet, net_kwargs=net_kwargs)
 
 
 _CLASS_DOC = """{summary}

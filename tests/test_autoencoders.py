@@ -284,7 +284,7 @@ def test_divergence_later_restores_last_finite_weights(digits, monkeypatch):
     import skae._losses as losses
 
     calls = {"n": 0}
-    real = losses.reconstruction_error
+    real = losses.mean_reconstruction_error
     batches_per_epoch = int(np.ceil(len(digits[0]) / 64))
 
     def poisoned(out, x, kind):
@@ -292,7 +292,7 @@ def test_divergence_later_restores_last_finite_weights(digits, monkeypatch):
         err = real(out, x, kind)
         return err * float("nan") if calls["n"] > 3 * batches_per_epoch else err
 
-    monkeypatch.setattr(losses, "reconstruction_error", poisoned)
+    monkeypatch.setattr(losses, "mean_reconstruction_error", poisoned)
     est = AE(n_components=4, max_epochs=10, random_state=0)
     with pytest.warns(RuntimeWarning, match="diverged at epoch 4.*restored the weights of epoch 3"):
         est.fit(digits[0])

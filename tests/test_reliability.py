@@ -187,7 +187,7 @@ def _interrupt_after(monkeypatch, n_batches):
     import skae._losses as losses
 
     calls = {"n": 0}
-    real = losses.reconstruction_error
+    real = losses.mean_reconstruction_error
 
     def interrupted(out, x, kind):
         calls["n"] += 1
@@ -195,7 +195,7 @@ def _interrupt_after(monkeypatch, n_batches):
             raise KeyboardInterrupt
         return real(out, x, kind)
 
-    monkeypatch.setattr(losses, "reconstruction_error", interrupted)
+    monkeypatch.setattr(losses, "mean_reconstruction_error", interrupted)
 
 
 def test_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
