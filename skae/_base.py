@@ -268,24 +268,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         never loaded whole; sparse matrices are densified chunk by chunk.
         """
         if MemmapSource.supports(X):
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            if X.dtype.kind not in "biuf":
-                raise ValueError(f"X must hold real numbers, got a memmap of dtype {X.dtype}.")
+            # sklearn's checks (shape, dtype, n_features) on the first row only;
+            # the values are checked chunk by chunk below.
+            self._validate(X[:1], reset=reset)
             source = MemmapSource(X)
             low, high = np.inf, -np.inf
-            for _, block in iter_chunks(source):
+            for block in iter_chunks(source):
                 assert_all_finite(block, input_name="X")
                 low, high = min(low, float(block.min())), max(high, float(block.max()))
             dataset = LazyDataset(source, device)
         else:
-            X = validate_data(
-                self,
-                X,
-                reset=reset,
-                accept_sparse="csr",
-                dtype=[np.float64, np.float32],
-                ensure_min_features=1,
-            )
+            X = self._validate(X, reset=reset)
             if sp.issparse(X):
                 implicit_zeros = X.nnz < X.shape[0] * X.shape[1]
                 low = min(X.data.min(initial=0.0), 0.0) if implicit_zeros else X.data.min()

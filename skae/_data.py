@@ -74,10 +74,10 @@ class SparseSource:
 
 
 def iter_chunks(source):
-    """Yield ``(start, block)`` over the rows of ``source`` in order."""
+    """Yield blocks of consecutive rows of ``source``, in order."""
     step = chunk_rows(source.shape[1])
     for start in range(0, len(source), step):
-        yield start, source.read(start, min(len(source), start + step))
+        yield source.read(start, min(len(source), start + step))
 
 
 class LazyDataset(torch.utils.data.Dataset):

@@ -65,6 +65,13 @@ def test_memmap_fit_matches_in_memory_layout(tmp_path, digits):
     bad.flush()
     with pytest.raises(ValueError, match="NaN"):
         AE(max_epochs=1).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
+    empty = np.lib.format.open_memmap(tmp_path / "e.npy", mode="w+", dtype=np.float32, shape=(0, 3))
+    del empty
+    with pytest.raises(ValueError, match="0 sample"):
+        AE(max_epochs=1).fit(np.load(tmp_path / "e.npy", mmap_mode="r"))
+    est.partial_fit(mm)  # a memmap chunk with the fitted width is accepted
+    with pytest.raises(ValueError, match="features"):
+        est.partial_fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
 
 
 _RSS_SCRIPT = textwrap.dedent(
