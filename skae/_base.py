@@ -454,8 +454,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _inference(self, fn, X, n_out):
         """Apply ``fn(module, batch)`` to ``X`` in batches, in ``X``'s dtype.
 
-        float64 input runs a float64 copy of the module, so results do not
-        depend on how rows are batched; float32 runs the trained module.
+        float64 input runs a float64 copy of the module, so results agree to
+        float64 rounding however rows are batched (BLAS may pick other
+        kernels for other batch shapes); float32 runs the trained module.
         """
         module = self.net_.module_
         param = next(module.parameters())
@@ -680,7 +681,7 @@ hidden_layer_sizes : tuple of int, default=(256,)
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, noise and sampling. An int
-        makes CPU results bit-identical across fits. Global torch and numpy
+        makes repeated CPU fits on one machine bit-identical. Global torch and numpy
         random states are never changed.
 
     verbose : int, default=0

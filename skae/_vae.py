@@ -147,7 +147,8 @@ class VAE(BaseAutoencoder):
     def _score_samples(self, module, batch):
         # ELBO = E_q[log p(x|z)] - KL. The expectation is estimated with the same
         # N_ELBO_DRAWS standard-normal draws for every row (common random numbers),
-        # so the score is deterministic and independent of how rows are batched.
+        # so the score is deterministic and, up to float rounding, independent of how
+        # rows are batched.
         mu, logvar = module.posterior(batch)
         generator = torch.Generator().manual_seed(0)
         eps = torch.randn(N_ELBO_DRAWS, mu.shape[1], generator=generator, dtype=mu.dtype)
