@@ -1,6 +1,7 @@
 """The vanilla autoencoder."""
 
-from skae._base import BaseAutoencoder, fill_doc
+from skae._base import BaseAutoencoder
+from skae._docs import fill_doc
 from skae._losses import ReconstructionLoss
 from skae._modules import MLPAutoencoder
 

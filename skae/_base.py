@@ -7,10 +7,6 @@ differs from the negative reconstruction error).
 """
 
 import copy
-import re
-import secrets
-import threading
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,14 +18,15 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import assert_all_finite, check_random_state
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils import assert_all_finite
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae._data import LazyDataset, MemmapSource, SparseSource, iter_chunks
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, TensorDataset, build_net
+from skae._utils import device_for_loading, make_seed, resolve_device, seeded
 
 #: Bytes of input plus output (as float64) per forward pass at inference: bounds
 #: memory for large ``X`` while most calls run as a single batch.
@@ -40,92 +37,6 @@ AUTO_STEPS = 8000
 AUTO_EPOCHS = (20, 200)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
-
-
-def resolve_device(device):
-    """Map the ``device`` parameter to a torch device string."""
-    if not _DEVICE_PATTERN.match(device):
-        raise InvalidParameterError(
-            f"The 'device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. "
-            f"Got {device!r} instead."
-        )
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device='mps' was requested but MPS is not available.")
-    return device
-
-
-def device_for_loading(device, origin):
-    """``"cpu"`` (with a warning) for a CUDA ``device`` on a machine without CUDA.
-
-    A model fitted on a GPU must load, run and refit on a CPU-only machine.
-    """
-    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(
-            f"{origin} with device={device!r} but CUDA is not available; it is loaded with "
-            "device='cpu' so that it can be used and refitted.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return "cpu"
-    return device
-
-
-def make_seed(random_state):
-    """A 63-bit seed from ``random_state``, never touching global RNG state.
-
-    ``None`` draws fresh entropy from the OS (not from numpy's global
-    generator), so fitting leaves ``np.random``'s state unchanged.
-    """
-    if random_state is None:
-        return secrets.randbits(63)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
-#: Serialises skae's use of torch's process-wide RNG: fits running in threads of
-#: one process (joblib's threading backend, multi-threaded Dask workers) would
-#: otherwise reseed each other's generator and lose reproducibility.
-_RNG_LOCK = threading.RLock()
-
-
-class seeded:
-    """Context manager: fork torch's RNG on ``device`` and seed it.
-
-    Holds a process-wide lock while inside, so concurrent fits in threads
-    stay reproducible (they run one after the other).
-    """
-
-    def __init__(self, seed, device):
-        self.seed = seed
-        self.device = torch.device(device)
-
-    def __enter__(self):
-        _RNG_LOCK.acquire()
-        try:
-            cuda = self.device.type == "cuda"
-            index = self.device.index
-            if cuda and index is None:  # "cuda": the current device (a DDP process's own GPU)
-                index = torch.cuda.current_device()
-            self._fork = torch.random.fork_rng(devices=[index] if cuda else [])
-            self._fork.__enter__()
-            torch.default_generator.manual_seed(self.seed)
-            if cuda:
-                with torch.cuda.device(index):
-                    torch.cuda.manual_seed(self.seed)
-        except BaseException:
-            _RNG_LOCK.release()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            return self._fork.__exit__(*exc)
-        finally:
-            _RNG_LOCK.release()
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -615,109 +526,3 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.sparse = True
         return tags
-
-
-COMMON_PARAMETERS = """\
-hidden_layer_sizes : tuple of int, default=(256,)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
-        ``()`` gives a single-layer encoder and decoder.
-
-    activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", \
-"sigmoid"}, default="relu"
-        Activation of the hidden layers. The code layer is linear.
-
-    output_activation : {None, "sigmoid", "tanh", "relu"}, default=None
-        Activation of the decoder's output: ``None`` (linear) for
-        standardised data, ``"sigmoid"`` for data in [0, 1].
-
-    loss : {"mse", "bce"}, default="mse"
-        Reconstruction loss: mean squared error, or binary cross-entropy
-        for data in [0, 1] (needs ``output_activation="sigmoid"``).
-
-    noise : {None, "gaussian", "mask"}, default=None
-        Denoising training: inputs are corrupted during ``fit`` only (the
-        target stays clean) by additive Gaussian noise or by zeroing entries.
-
-    noise_level : float, default=0.1
-        Standard deviation of the Gaussian noise, or the probability that
-        an entry is zeroed for ``noise="mask"``.
-
-    max_epochs : int or "auto", default="auto"
-        Maximum number of passes over the training data. ``"auto"`` sizes
-        training in optimiser steps: about 8000 steps, within 20 to 200
-        epochs (200 epochs on 1,400 rows, 64 on 8,000, 20 on 60,000 at the
-        default batch size). Training may stop earlier on a plateau.
-
-    batch_size : int, default=64
-        Rows per optimiser step.
-
-    lr : float, default=1e-3
-        Learning rate.
-
-    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
-        The torch optimiser.
-
-    weight_decay : float, default=0.0
-        L2 penalty (decoupled for ``"adamw"``).
-
-    early_stopping : bool, default=False
-        If True, hold out ``validation_fraction`` of the rows, stop when the
-        validation loss has not improved by a relative ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the best weights. If False,
-        stop when the training loss plateaus in the same sense.
-
-    validation_fraction : float, default=0.1
-        Fraction of the rows held out when ``early_stopping=True``.
-
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
-
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
-
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when it is available, else on the CPU;
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` choose explicitly.
-
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, noise and sampling. An int
-        makes repeated CPU fits on one machine bit-identical. Global torch and numpy
-        random states are never changed.
-
-    verbose : int, default=0
-        0 prints nothing; 1 or more prints a per-epoch table of the losses
-        and the epoch time."""
-
-COMMON_ATTRIBUTES = """\
-n_features_in_ : int
-        Number of features seen during :meth:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :meth:`fit`. Defined only when `X`
-        has feature names that are all strings.
-
-    net_ : skorch.NeuralNet
-        The trained skorch net; ``net_.module_`` is the torch module and
-        ``net_.history`` the per-epoch history (losses, named loss terms,
-        epoch durations).
-
-    n_iter_ : int
-        Number of epochs run.
-
-    loss_curve_ : ndarray of shape (`n_iter_`,)
-        Training loss at the end of each epoch.
-
-    validation_scores_ : ndarray of shape (`n_iter_`,)
-        Negative validation loss of each epoch (higher is better). Only
-        when ``early_stopping=True``.
-
-    best_validation_score_ : float
-        Best of ``validation_scores_``. Only when ``early_stopping=True``."""
-
-
-def fill_doc(cls):
-    """Substitute the shared parameter and attribute docs into ``cls.__doc__``."""
-    cls.__doc__ = cls.__doc__.replace("{common_parameters}", COMMON_PARAMETERS).replace(
-        "{common_attributes}", COMMON_ATTRIBUTES
-    )
-    return cls

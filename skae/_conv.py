@@ -5,7 +5,8 @@ from numbers import Integral
 
 from sklearn.utils._param_validation import Interval
 
-from skae._base import BaseAutoencoder, fill_doc
+from skae._base import BaseAutoencoder
+from skae._docs import fill_doc
 from skae._losses import ReconstructionLoss
 from skae._modules import ConvAutoencoder
 

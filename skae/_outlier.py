@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._ae import AE
-from skae._base import make_seed
+from skae._utils import make_seed
 
 #: ``contamination="auto"``: the offset is this many robust standard deviations
 #: (scaled lower MAD) below the median training score: the 3.5 cut-off of

@@ -19,7 +19,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from skae._base import device_for_loading, resolve_device, seeded
+from skae._utils import device_for_loading, resolve_device, seeded
 
 FORMAT = "skae"
 FORMAT_VERSION = 1

@@ -4,7 +4,8 @@ from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skae._base import BaseAutoencoder, fill_doc
+from skae._base import BaseAutoencoder
+from skae._docs import fill_doc
 from skae._losses import ReconstructionLoss
 from skae._modules import MLPAutoencoder
 

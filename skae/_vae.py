@@ -6,9 +6,11 @@ import torch
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from skae._base import BaseAutoencoder, fill_doc, make_seed
+from skae._base import BaseAutoencoder
+from skae._docs import fill_doc
 from skae._losses import ELBOLoss, kl_standard_normal, negative_log_likelihood
 from skae._modules import VariationalAutoencoder
+from skae._utils import make_seed
 
 #: Monte-Carlo draws of z per sample when estimating the ELBO in ``score_samples``.
 N_ELBO_DRAWS = 16

@@ -23,11 +23,12 @@ from skorch.callbacks import PrintLog
 from skorch.hf import AccelerateMixin
 
 from skae._ae import AE
-from skae._base import BaseAutoencoder, resolve_device
+from skae._base import BaseAutoencoder
 from skae._conv import ConvAE
 from skae._data import LazyDataset
 from skae._net import AutoencoderNet, TensorBatchIterator, TensorDataset, build_net
 from skae._sparse import SparseAE
+from skae._utils import resolve_device
 from skae._vae import VAE
 
 __all__ = [

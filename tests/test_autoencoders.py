@@ -247,7 +247,7 @@ def test_invalid_parameter_values(digits, params, match):
 
 
 def test_device_selection():
-    from skae._base import resolve_device
+    from skae._utils import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
