@@ -22,10 +22,10 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from skae._data import LazyDataset, MemmapSource, SparseSource, iter_chunks
+from skae._data import LazyDataset, MemmapSource, SparseSource, TensorDataset, iter_chunks
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
-from skae._net import OPTIMIZERS, TensorDataset, build_net
+from skae._net import OPTIMIZERS, build_net
 from skae._utils import device_for_loading, make_seed, resolve_device, seeded
 
 #: Bytes of input plus output (as float64) per forward pass at inference: bounds

@@ -1,16 +1,30 @@
-"""Row sources for training: in-memory tensors, and lazy sources read per chunk.
+"""Training data: in-memory tensors, and lazy sources read per chunk.
 
-Pure numpy / scipy / torch; nothing here knows about scikit-learn's estimators.
+Pure numpy / scipy / torch; nothing here knows about scikit-learn or skorch.
 
 - Dense arrays that fit in memory become one float32 tensor on the training
-  device, moved there once per fit (:class:`skae._net.TensorDataset`).
+  device, moved there once per fit (:class:`TensorDataset`).
 - A ``numpy.memmap`` is never loaded whole: :class:`MemmapSource` reads
   contiguous row blocks from its file with plain reads (no mapping), so the
   process's resident memory stays at a few chunks whatever the file size.
 - A scipy sparse matrix is densified one chunk at a time
-  (:class:`SparseSource`).
+  (:class:`SparseSource`); both are served by :class:`LazyDataset`.
+
+Both datasets have one interface, which skae's iterators and train split use
+without knowing which one they hold:
+
+- ``batches(batch_size, shuffle)`` yields float32 batches on the device,
+  reshuffled on every call when ``shuffle`` (with torch's RNG, which skae
+  seeds inside a forked RNG state);
+- ``split(fraction)`` returns ``(train, valid)`` with a random ``fraction``
+  of the rows (at least one) held out;
+- ``shard(rank, world_size, generator)`` returns the rows one process of
+  ``world_size`` trains on for one epoch: ``ceil(n / world_size)`` rows on
+  every process, disjoint across processes up to the padding that evens
+  their lengths.
 """
 
+import math
 import mmap
 
 import numpy as np
@@ -19,6 +33,11 @@ import torch
 #: Bytes of float32 rows read from a lazy source at a time (shuffled within,
 #: chunk order shuffled): bounds the memory a lazy fit adds.
 CHUNK_BYTES = 8 * 2**20
+
+
+def n_holdout(fraction, n_samples):
+    """Rows held out for validation: ``fraction`` of ``n_samples``, at least one."""
+    return max(1, int(round(fraction * n_samples)))
 
 
 def chunk_rows(n_features, at_least=1):
@@ -80,6 +99,55 @@ def iter_chunks(source):
         yield source.read(start, min(len(source), start + step))
 
 
+class TensorDataset(torch.utils.data.Dataset):
+    """All rows of ``X`` as one tensor (already on the training device).
+
+    Shuffling permutes the whole tensor once per call of :meth:`batches` and
+    then slices contiguous views: no per-row ``__getitem__``, no collate, no
+    worker processes.
+    """
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], self.X[i]
+
+    def batches(self, batch_size, shuffle=False):
+        """Yield consecutive ``batch_size``-row slices, after a shuffle if asked."""
+        X = self.X
+        if shuffle:
+            X = X[torch.randperm(len(X), device=X.device)]
+        for start in range(0, len(X), batch_size):
+            yield X[start : start + batch_size]
+
+    def split(self, fraction):
+        """``(train, valid)``: a random ``fraction`` of the rows is held out."""
+        n_valid = n_holdout(fraction, len(self))
+        X = self.X[torch.randperm(len(self), device=self.X.device)]
+        return TensorDataset(X[n_valid:]), TensorDataset(X[:n_valid])
+
+    def shard(self, rank, world_size, generator=None):
+        """This process's rows: every ``world_size``-th row of a shared permutation.
+
+        ``generator`` (seeded identically on every process) draws the
+        permutation, so every process draws the same one; ``None`` keeps the
+        rows in order. It is padded by wrapping around to a multiple of
+        ``world_size``, as ``torch.utils.data.DistributedSampler`` does, so the
+        shards are disjoint up to the padding, cover all rows and have the
+        same length on every process.
+        """
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        total = math.ceil(n / world_size) * world_size
+        while len(order) < total:  # wrap around (more than once only when n < world_size)
+            order = torch.cat([order, order[: total - len(order)]])
+        return TensorDataset(self.X[order[rank:total:world_size].to(self.X.device)])
+
+
 class LazyDataset(torch.utils.data.Dataset):
     """Rows ``index`` of a lazy ``source``, served as float32 tensors on ``device``.
 
@@ -110,3 +178,43 @@ class LazyDataset(torch.utils.data.Dataset):
 
     def subset(self, positions):
         return LazyDataset(self.source, self.device, self.index[np.sort(positions)])
+
+    def batches(self, batch_size, shuffle=False):
+        """Yield batches read one chunk of rows at a time.
+
+        Shuffling permutes the order of the chunks and the rows within each
+        chunk, so that reads stay contiguous.
+        """
+        n = len(self)
+        chunk = chunk_rows(self.source.shape[1], at_least=batch_size)
+        starts = torch.arange(0, n, chunk)
+        if shuffle:
+            starts = starts[torch.randperm(len(starts))]
+        for start in starts.tolist():
+            block = self.block(start, min(n, start + chunk))
+            if shuffle:
+                block = block[torch.randperm(len(block), device=block.device)]
+            for i in range(0, len(block), batch_size):
+                yield block[i : i + batch_size]
+
+    def split(self, fraction):
+        """``(train, valid)``: a random ``fraction`` of the rows is held out."""
+        n_valid = n_holdout(fraction, len(self))
+        perm = torch.randperm(len(self)).numpy()
+        return self.subset(perm[n_valid:]), self.subset(perm[:n_valid])
+
+    def shard(self, rank, world_size, generator=None):
+        """This process's rows: a contiguous block of ``ceil(n / world_size)`` rows.
+
+        Rows stay contiguous so that chunked reads stay contiguous (so
+        ``generator`` is not used); :meth:`batches` shuffles them within the
+        shard. A shard shorter than the others repeats its own rows as
+        padding (rows of other shards when ``n < world_size``), so that all
+        processes run the same number of steps.
+        """
+        n = len(self)
+        per = math.ceil(n / world_size)
+        start = min(n, rank * per)
+        positions = np.arange(start, min(n, start + per))
+        positions = np.resize(positions, per) if len(positions) else np.arange(n - per, n)
+        return self.subset(positions)

@@ -15,8 +15,6 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring, PrintLog
 
-from skae._data import LazyDataset, chunk_rows
-
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -28,63 +26,39 @@ OPTIMIZERS = {
 VALID_BATCH_SIZE = 4096
 
 
-class TensorDataset(torch.utils.data.Dataset):
-    """All rows of ``X`` as one tensor (already on the training device)."""
-
-    def __init__(self, X):
-        self.X = X
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, i):
-        return self.X[i], self.X[i]
-
-
 class TensorBatchIterator:
-    """Yield ``(X_batch, X_batch)`` slices of a :class:`TensorDataset`.
+    """Yield ``(X_batch, X_batch)`` from a dataset's ``batches`` (see :mod:`skae._data`).
 
-    Shuffling permutes the whole tensor once per epoch (with torch's RNG, which
-    skae seeds inside a forked RNG state) and then slices contiguous views:
-    no per-row ``__getitem__``, no collate, no worker processes. A
-    :class:`~skae._data.LazyDataset` (memmap, sparse) is streamed chunk by
-    chunk instead, shuffled within and across chunks.
+    Replaces skorch's per-row ``Dataset`` + ``DataLoader`` (no collate, no
+    worker processes). With ``shard=(rank, world_size, seed)`` it serves one
+    process's shard of the rows (data-parallel training): the shard is drawn
+    with a generator seeded with ``seed``, which must be the same on every
+    process.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False):
+    def __init__(self, dataset, batch_size, shuffle=False, shard=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.shard = shard
+        if shard is not None and shuffle:
+            self.generator = torch.Generator().manual_seed(shard[2])
+        else:
+            self.generator = None
 
     def __len__(self):
-        return math.ceil(len(self.dataset) / self.batch_size)
+        n = len(self.dataset)
+        if self.shard is not None:
+            n = math.ceil(n / self.shard[1])
+        return math.ceil(n / self.batch_size)
 
     def __iter__(self):
-        if isinstance(self.dataset, LazyDataset):
-            yield from self._iter_lazy()
-            return
-        X = self.dataset.X
-        if self.shuffle:
-            X = X[torch.randperm(len(X), device=X.device)]
-        for start in range(0, len(X), self.batch_size):
-            batch = X[start : start + self.batch_size]
+        dataset = self.dataset
+        if self.shard is not None:
+            rank, world_size, _ = self.shard
+            dataset = dataset.shard(rank, world_size, self.generator)
+        for batch in dataset.batches(self.batch_size, self.shuffle):
             yield batch, batch
-
-    def _iter_lazy(self):
-        # Out-of-core: read one chunk of rows at a time; shuffle the chunk order
-        # and the rows within each chunk.
-        n = len(self.dataset)
-        chunk = chunk_rows(self.dataset.source.shape[1], at_least=self.batch_size)
-        starts = torch.arange(0, n, chunk)
-        if self.shuffle:
-            starts = starts[torch.randperm(len(starts))]
-        for start in starts.tolist():
-            block = self.dataset.block(start, min(n, start + chunk))
-            if self.shuffle:
-                block = block[torch.randperm(len(block), device=block.device)]
-            for i in range(0, len(block), self.batch_size):
-                batch = block[i : i + self.batch_size]
-                yield batch, batch
 
 
 class HoldoutSplit:
@@ -94,14 +68,7 @@ class HoldoutSplit:
         self.fraction = fraction
 
     def __call__(self, dataset, y=None, **fit_params):
-        n = len(dataset)
-        n_valid = max(1, int(round(self.fraction * n)))
-        if isinstance(dataset, LazyDataset):
-            perm = torch.randperm(n).numpy()
-            return dataset.subset(perm[n_valid:]), dataset.subset(perm[:n_valid])
-        perm = torch.randperm(n, device=dataset.X.device)
-        X = dataset.X[perm]
-        return TensorDataset(X[n_valid:]), TensorDataset(X[:n_valid])
+        return dataset.split(self.fraction)
 
 
 class AutoencoderNet(NeuralNet):

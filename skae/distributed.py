@@ -15,8 +15,6 @@ dask, distributed) are imported only when used, so this module imports without
 them.
 """
 
-import math
-
 import numpy as np
 import torch
 from skorch.callbacks import PrintLog
@@ -25,8 +23,7 @@ from skorch.hf import AccelerateMixin
 from skae._ae import AE
 from skae._base import BaseAutoencoder
 from skae._conv import ConvAE
-from skae._data import LazyDataset
-from skae._net import AutoencoderNet, TensorBatchIterator, TensorDataset, build_net
+from skae._net import AutoencoderNet, TensorBatchIterator, build_net
 from skae._sparse import SparseAE
 from skae._utils import resolve_device
 from skae._vae import VAE
@@ -74,88 +71,14 @@ class _MainProcessPrint:
             print(text)
 
 
-class ShardedBatchIterator:
-    """Training batches of one process: its shard of the rows, reshuffled per epoch.
-
-    Every epoch, all processes draw the same permutation of the rows (from a
-    generator seeded identically on every process), pad it by wrapping around
-    to a multiple of ``world_size`` (as ``torch.utils.data.DistributedSampler``
-    does) and take every ``world_size``-th row from position ``rank``. So the
-    shards are disjoint up to the padding, cover all rows, change every epoch,
-    and have the same length on every process, which keeps the processes'
-    optimiser steps (and DDP's gradient all-reduces) in lockstep.
-
-    Parameters
-    ----------
-    dataset : TensorDataset
-        All rows, as one tensor (the same on every process).
-    batch_size : int
-        Rows per optimiser step on this process.
-    shuffle : bool
-        Draw a new permutation every epoch (else the rows keep their order).
-    rank, world_size : int
-        This process's index and the number of processes.
-    seed : int
-        Seed of the shared permutation generator (the same on every process).
-    """
-
-    def __init__(self, dataset, batch_size, shuffle=True, *, rank, world_size, seed):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.rank = rank
-        self.world_size = world_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    @property
-    def rows_per_process(self):
-        return math.ceil(len(self.dataset) / self.world_size)
-
-    def __len__(self):
-        return math.ceil(self.rows_per_process / self.batch_size)
-
-    def indices(self):
-        """Row indices of this process's shard for the next epoch."""
-        n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        total = self.rows_per_process * self.world_size
-        while len(order) < total:  # wrap around (more than once only when n < world_size)
-            order = torch.cat([order, order[: total - len(order)]])
-        return order[self.rank : total : self.world_size]
-
-    def __iter__(self):
-        X = self.dataset.X
-        rows = X[self.indices().to(X.device)]
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
-            yield batch, batch
-
-
-def _lazy_shard(dataset, rank, world_size):
-    """A contiguous block of a lazy (memmap or sparse) dataset's rows for one process.
-
-    Each process gets ``ceil(n / world_size)`` rows, its last rows repeated as
-    padding, so that all processes run the same number of steps; rows are
-    contiguous so that chunked reads stay contiguous. The rows are shuffled
-    within the shard every epoch (by :class:`~skae._net.TensorBatchIterator`).
-    """
-    n = len(dataset)
-    per = math.ceil(n / world_size)
-    start = min(n, rank * per)
-    stop = min(n, start + per)
-    positions = np.arange(start, stop)
-    # Pad by repeating the shard's own rows (rows of other shards when n < world_size).
-    positions = np.resize(positions, per) if len(positions) else np.arange(n - per, n)
-    return dataset.subset(positions)
-
-
 class AcceleratedAutoencoderNet(AccelerateMixin, AutoencoderNet):
     """:class:`~skae._net.AutoencoderNet` trained through Hugging Face Accelerate.
 
     On top of skorch's ``AccelerateMixin`` (DDP wrapping, autocast, gradient
     accumulation), for data parallelism over several processes:
 
-    - training rows are sharded across processes (:class:`ShardedBatchIterator`);
+    - training rows are sharded across processes (the dataset's ``shard``, see
+      :mod:`skae._data`), with a new assignment of rows to processes every epoch;
     - the validation split is drawn identically on every process, and every
       process scores the whole validation set (no gather), so ``valid_loss``
       is the same everywhere;
@@ -213,14 +136,7 @@ class AcceleratedAutoencoderNet(AccelerateMixin, AutoencoderNet):
         kwargs = self.get_params_for("iterator_train")
         batch_size = kwargs.get("batch_size", self.batch_size)
         shuffle = kwargs.get("shuffle", False)
-        if isinstance(dataset, TensorDataset):
-            return ShardedBatchIterator(
-                dataset, batch_size, shuffle, rank=rank, world_size=world_size, seed=seed
-            )
-        if isinstance(dataset, LazyDataset):
-            shard = _lazy_shard(dataset, rank, world_size)
-            return TensorBatchIterator(shard, batch_size, shuffle=shuffle)
-        raise TypeError(f"Cannot shard a {type(dataset).__name__} across processes.")
+        return TensorBatchIterator(dataset, batch_size, shuffle, shard=(rank, world_size, seed))
 
     def evaluation_step(self, batch, training=False):
         # Every process scores all its rows itself; gathering predictions across
