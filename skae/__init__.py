@@ -6,8 +6,7 @@ from skae._outlier import AEOutlierDetector
 from skae._persistence import load, save
 from skae._sparse import SparseAE
 from skae._vae import VAE
-
-__version__ = "0.1.0"
+from skae._version import __version__
 
 __all__ = [
     "AE",

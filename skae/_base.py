@@ -21,12 +21,21 @@ from sklearn.base import (
 from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from skorch.history import History
 
 from skae._data import LazyDataset, MemmapSource, SparseSource, TensorDataset, iter_chunks
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net
-from skae._utils import device_for_loading, make_seed, resolve_device, seeded
+from skae._utils import (
+    attribute_from_json,
+    device_for_loading,
+    make_seed,
+    param_from_json,
+    resolve_device,
+    seeded,
+    to_json,
+)
 
 #: Bytes of input plus output (as float64) per forward pass at inference: bounds
 #: memory for large ``X`` while most calls run as a single batch.
@@ -515,6 +524,64 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         True
         """
         return float(np.mean(self.score_samples(X)))
+
+    # -- fitted state (skae.save / skae.load) ----------------------------------
+
+    def _get_fitted_state(self):
+        """The fitted estimator as ``(document, tensors)``, for :func:`skae.save`.
+
+        ``document`` is JSON data: the parameters (``get_params(deep=False)``),
+        every fitted attribute (public names ending in ``_``, except
+        ``net_``), the per-epoch history (without the per-batch entries) and
+        the module's input shape. ``tensors`` maps names to CPU tensors: the
+        module's weights.
+        """
+        check_is_fitted(self)
+        module = self.net_.module_
+        attributes = {
+            name: to_json(value)
+            for name, value in vars(self).items()
+            if name.endswith("_") and not name.startswith("_") and name != "net_"
+        }
+        document = {
+            "params": {k: to_json(v) for k, v in self.get_params(deep=False).items()},
+            "attributes": attributes,
+            "history": [
+                {k: v for k, v in row.items() if k != "batches"} for row in self.net_.history
+            ],
+            "input_shape": list(getattr(module, "input_shape", (self.n_features_in_,))),
+        }
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+        return document, tensors
+
+    @classmethod
+    def _from_fitted_state(cls, document, tensors):
+        """Rebuild a fitted estimator from :meth:`_get_fitted_state`'s output.
+
+        A CUDA ``device`` becomes ``"cpu"`` (with a warning) on a machine
+        without CUDA. Raises ``ValueError`` when the tensors do not fit the
+        parameters.
+        """
+        params = {k: param_from_json(v) for k, v in document["params"].items()}
+        device = params.get("device", "auto")
+        # The warning points at the caller of skae.load.
+        params["device"] = device_for_loading(device, "The model was saved", stacklevel=5)
+        estimator = cls(**params)
+        estimator._validate_params()
+        for name, value in document["attributes"].items():
+            setattr(estimator, name, attribute_from_json(value))
+        device = resolve_device(estimator.device)
+        with seeded(0, "cpu"):  # the initial weights are overwritten below
+            net = estimator._new_net(device, max_epochs=1, validation_fraction=None)
+            net.initialize()
+        try:
+            net.module_.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"the weights do not match its parameters: {exc}") from None
+        net.module_.to(device).eval()
+        net.history_ = History(document.get("history", []))
+        estimator.net_ = net
+        return estimator
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -13,25 +13,20 @@ import hashlib
 import json
 import os
 
-import numpy as np
 import sklearn
 import torch
-from sklearn.utils.validation import check_is_fitted
-from skorch.history import History
 
-from skae._utils import device_for_loading, resolve_device, seeded
+from skae._ae import AE
+from skae._conv import ConvAE
+from skae._sparse import SparseAE
+from skae._vae import VAE
+from skae._version import __version__
 
 FORMAT = "skae"
 FORMAT_VERSION = 1
-_TUPLE_PARAMS = ("hidden_layer_sizes", "channels", "input_shape")
-_ARRAY_ATTRIBUTES = ("loss_curve_", "validation_scores_")
-_SCALAR_ATTRIBUTES = ("n_features_in_", "n_iter_", "n_samples_seen_", "best_validation_score_")
 
-
-def _estimators():
-    from skae import AE, VAE, ConvAE, SparseAE
-
-    return {cls.__name__: cls for cls in (AE, SparseAE, ConvAE, VAE)}
+#: The estimators a file may name: ``load`` looks its class up here, never imports.
+ESTIMATORS = {cls.__name__: cls for cls in (AE, SparseAE, ConvAE, VAE)}
 
 
 def _import_safetensors():
@@ -53,16 +48,6 @@ def _digest(document, tensors):
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _json_param(name, value):
-    if name in _TUPLE_PARAMS and value is not None and not isinstance(value, int):
-        return [int(v) for v in value]
-    if name == "random_state" and not (value is None or isinstance(value, int)):
-        return None  # a RandomState instance is not portable; the fit is done anyway
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def save(estimator, path):
@@ -96,30 +81,17 @@ def save(estimator, path):
     # Accelerated* estimators are saved, and load, as the plain estimator).
     cls = getattr(type(estimator), "_saved_as", type(estimator))
     name = cls.__name__
-    if _estimators().get(name) is not cls or not isinstance(estimator, cls):
+    if ESTIMATORS.get(name) is not cls or not isinstance(estimator, cls):
         raise TypeError(f"skae.save saves skae's AE, SparseAE, ConvAE and VAE; got {name}.")
-    check_is_fitted(estimator)
-    module = estimator.net_.module_
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    attributes = {a: getattr(estimator, a) for a in _SCALAR_ATTRIBUTES if hasattr(estimator, a)}
-    attributes = {k: v.item() if isinstance(v, np.generic) else v for k, v in attributes.items()}
-    for a in _ARRAY_ATTRIBUTES:
-        if hasattr(estimator, a):
-            attributes[a] = np.asarray(getattr(estimator, a)).tolist()
-    if hasattr(estimator, "feature_names_in_"):
-        attributes["feature_names_in_"] = [str(f) for f in estimator.feature_names_in_]
-    history = [{k: v for k, v in row.items() if k != "batches"} for row in estimator.net_.history]
+    state, tensors = estimator._get_fitted_state()
     document = json.dumps(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "class": name,
-            "params": {k: _json_param(k, v) for k, v in estimator.get_params(deep=False).items()},
-            "attributes": attributes,
-            "history": history,
-            "input_shape": list(getattr(module, "input_shape", (estimator.n_features_in_,))),
+            **state,
             "versions": {
-                "skae": _skae_version(),
+                "skae": __version__,
                 "torch": torch.__version__,
                 "sklearn": sklearn.__version__,
             },
@@ -128,12 +100,6 @@ def save(estimator, path):
     )
     metadata = {"skae": document, "sha256": _digest(document, tensors)}
     safetensors.torch.save_file(tensors, os.fspath(path), metadata=metadata)
-
-
-def _skae_version():
-    from skae import __version__
-
-    return __version__
 
 
 def load(path):
@@ -198,37 +164,12 @@ def load(path):
         doc = json.loads(document)
         if doc["format"] != FORMAT or doc["format_version"] > FORMAT_VERSION:
             raise ValueError(f"unsupported format {doc['format']!r} v{doc['format_version']}")
-        cls = _estimators()[doc["class"]]
-        params = dict(doc["params"])
-        attributes = doc["attributes"]
+        cls = ESTIMATORS[doc["class"]]
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path!r} holds an invalid skae document: {exc!r}") from None
-    for k in _TUPLE_PARAMS:
-        if isinstance(params.get(k), list):
-            params[k] = tuple(params[k])
-    params["device"] = device_for_loading(params.get("device", "auto"), "The model was saved")
-    estimator = cls(**params)
-    estimator._validate_params()
-    return _restore(estimator, attributes, doc.get("history", []), tensors, path)
-
-
-def _restore(estimator, attributes, history, tensors, path):
-
-    for k, v in attributes.items():
-        if k in _ARRAY_ATTRIBUTES:
-            v = np.asarray(v, dtype=float)
-        elif k == "feature_names_in_":
-            v = np.asarray(v, dtype=object)
-        setattr(estimator, k, v)
-    device = resolve_device(estimator.device)
-    with seeded(0, "cpu"):  # the initial weights are overwritten below
-        net = estimator._new_net(device, max_epochs=1, validation_fraction=None)
-        net.initialize()
     try:
-        net.module_.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"The weights in {path!r} do not match its parameters: {exc}") from None
-    net.module_.to(device).eval()
-    net.history_ = History(history)
-    estimator.net_ = net
-    return estimator
+        return cls._from_fitted_state(doc, tensors)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path!r} holds an invalid skae document: {exc!r}") from None
+    except ValueError as exc:
+        raise ValueError(f"In {path!r}, {exc}") from None

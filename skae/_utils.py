@@ -1,8 +1,10 @@
-"""Device and random-state helpers shared by skae's estimators.
+"""Device, random-state and JSON helpers shared by skae's estimators.
 
 Nothing here knows about the estimators: device strings are resolved and
 checked, seeds are drawn from ``random_state`` without touching global RNG
-state, and :class:`seeded` runs code inside a forked, seeded torch RNG.
+state, :class:`seeded` runs code inside a forked, seeded torch RNG, and
+parameter and attribute values are converted to and from JSON (for
+:func:`skae.save`).
 """
 
 import re
@@ -34,17 +36,18 @@ def resolve_device(device):
     return device
 
 
-def device_for_loading(device, origin):
+def device_for_loading(device, origin, stacklevel=3):
     """``"cpu"`` (with a warning) for a CUDA ``device`` on a machine without CUDA.
 
     A model fitted on a GPU must load, run and refit on a CPU-only machine.
+    ``stacklevel`` is the warning's, counted from this function.
     """
     if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
         warnings.warn(
             f"{origin} with device={device!r} but CUDA is not available; it is loaded with "
             "device='cpu' so that it can be used and refitted.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return "cpu"
     return device
@@ -101,3 +104,36 @@ class seeded:
             return self._fork.__exit__(*exc)
         finally:
             _RNG_LOCK.release()
+
+
+def to_json(value):
+    """``value`` as JSON data: arrays and tuples as lists, numpy scalars as Python's.
+
+    A ``RandomState`` or ``Generator`` (not portable, and used up by the fit)
+    becomes ``None``.
+    """
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return None
+    if isinstance(value, (np.ndarray, tuple, list)):
+        return [to_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def param_from_json(value):
+    """Undo :func:`to_json` for a parameter: lists become tuples (skae's sequences)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def attribute_from_json(value):
+    """Undo :func:`to_json` for a fitted attribute: lists become arrays.
+
+    Lists of strings (feature names) become object arrays, as scikit-learn
+    stores them.
+    """
+    if not isinstance(value, list):
+        return value
+    if any(isinstance(v, str) for v in value):
+        return np.asarray(value, dtype=object)
+    return np.asarray(value)
