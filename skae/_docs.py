@@ -104,3 +104,73 @@ def fill_doc(cls):
         "{common_attributes}", COMMON_ATTRIBUTES
     )
     return cls
+
+
+ACCELERATED_CLASS_DOC = """{summary}
+
+    The same estimator as :class:`skae.{base}` (same parameters, attributes
+    and, in a single process, the same results), trained through Hugging
+    Face Accelerate: started with ``accelerate launch`` or ``torchrun`` on
+    several GPUs, CPU processes or nodes, it trains with data parallelism
+    (PyTorch DDP). Each process calls ``fit`` on the same rows; every epoch
+    each process trains on its own shard of them (``ceil(n_samples /
+    n_processes)`` rows, reshuffled across processes every epoch), gradients
+    are averaged across processes after every step, and all processes end
+    with identical weights. ``batch_size`` is per process, so one optimiser
+    step sees ``batch_size * n_processes`` rows, and an epoch has
+    ``n_processes`` times fewer steps.
+
+    Launcher settings apply: ``accelerate launch --mixed_precision bf16``
+    trains in mixed precision, ``--gradient_accumulation_steps N``
+    accumulates gradients. ``device`` must be ``"auto"``, ``"cpu"``,
+    ``"cuda"`` or ``"mps"``: with ``"auto"`` or ``"cuda"`` each process uses
+    the GPU the launcher assigns to it; ``"cpu"`` trains CPU processes (gloo
+    backend). Requires ``pip install "skae[distributed]"``.
+
+{sections}    See Also
+    --------
+    skae.{base} : The single-process estimator.
+    dask_transform : Apply a fitted estimator to a dask array.
+
+    Notes
+    -----
+    ``net_`` is an :class:`AcceleratedAutoencoderNet`. After ``fit`` its
+    module is a plain torch module (unwrapped from DDP, the same on every
+    process); the fitted estimator pickles without the accelerator, and
+    :func:`skae.save` saves it as a plain :class:`skae.{base}`, which
+    :func:`skae.load` returns (usable without accelerate). Save from one
+    process only, e.g. ``if torch.distributed.get_rank() == 0``.
+
+    The losses in ``loss_curve_``, ``validation_scores_`` and the history
+    (and printed with ``verbose``) are averaged over the processes, so every
+    process stops at the same epoch. With ``early_stopping=True`` every
+    process holds out the same validation rows.
+
+    Examples
+    --------
+    >>> import pytest; _ = pytest.importorskip("accelerate")  # needs skae[distributed]
+    >>> from sklearn.datasets import load_digits
+    >>> from skae.distributed import {name}
+    >>> X = load_digits().data / 16
+    >>> model = {name}({example_params}max_epochs=2, device="cpu", random_state=0)
+    >>> model.fit(X).transform(X).shape
+    {example_shape}
+"""
+
+
+def _base_sections(base):
+    """The Parameters and Attributes sections of ``base``'s docstring."""
+    doc = base.__doc__
+    return doc[doc.index("    Parameters\n    ----------") : doc.index("    See Also\n")]
+
+
+def document_accelerated(cls, summary, base, example_params, example_shape):
+    cls.__doc__ = ACCELERATED_CLASS_DOC.format(
+        summary=summary,
+        base=base.__name__,
+        sections=_base_sections(base),
+        name=cls.__name__,
+        example_params=example_params,
+        example_shape=example_shape,
+    )
+    return cls

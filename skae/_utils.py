@@ -17,6 +17,9 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 
+#: How to install the optional dependencies of :mod:`skae.distributed`.
+DISTRIBUTED_HINT = 'Install the optional dependencies with: pip install "skae[distributed]".'
+
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
