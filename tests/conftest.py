@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _helpers import BASE, ESTIMATORS
 
 
 def pytest_configure(config):
@@ -17,3 +18,9 @@ def digits():
     data = load_digits()
     X = data.data / 16.0
     return train_test_split(X, data.target, test_size=0.2, stratify=data.target, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Each of ``ESTIMATORS`` fitted on ``BASE`` (2 epochs)."""
+    return {name: make().fit(BASE) for name, make in ESTIMATORS.items()}
