@@ -78,6 +78,36 @@ class AcceleratedAutoencoderNet(AccelerateMixin, AutoencoderNet):
 
     Devices are placed by skorch (the accelerator is built with
     ``device_placement=False``).
+
+    Overridden methods, with their upstream definitions (skorch's
+    ``skorch/net.py`` for ``NeuralNet``, ``skorch/hf.py`` for
+    ``AccelerateMixin``):
+
+    - ``get_split_datasets`` (``NeuralNet``; extended): reseeds torch's RNG
+      with a seed broadcast from rank 0 before the split, so that every
+      process holds out the same rows.
+    - ``get_iterator`` (``AccelerateMixin``; replaced by
+      ``NeuralNet.get_iterator`` plus sharding): ``accelerator.prepare()``
+      leaves an iterator that is not a ``DataLoader`` as it is, so the
+      training rows are sharded here.
+    - ``evaluation_step`` (``AccelerateMixin``; replaced by
+      ``NeuralNet.evaluation_step``): the mixin gathers predictions across
+      processes, which would pair them with this process's targets.
+    - ``on_epoch_end`` (``NeuralNet``; extended): averages the logged
+      per-batch values across processes before any callback reads them.
+    - ``partial_fit`` (``NeuralNet``; extended): wraps the module and
+      optimiser again (with the mixin's *private*
+      ``_initialize_accelerator``) when the net is already initialised, and
+      unwraps them when training ends, after every callback's
+      ``on_train_end`` (hence ``unwrap_after_train=False``).
+    - ``_unwrap_accelerator`` (``AccelerateMixin``; a *private* method,
+      extended): also unwraps the ``AcceleratedOptimizer``, so that the fitted
+      net holds plain torch objects. Being private, it may change in any
+      skorch release; ``tests/test_distributed.py`` runs this path (also
+      through the mixin's private ``_optimizers`` list).
+    - ``__getstate__`` (``NeuralNet``; extended): drops the accelerator,
+      which does not pickle; the estimator builds a new one when it trains
+      again.
     """
 
     # -- process group helpers ---------------------------------------------
