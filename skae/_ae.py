@@ -49,10 +49,10 @@ class AE(BaseAutoencoder):
     (3, 64)
     """
 
-    def _build_module(self, n_features):
-        return MLPAutoencoder(
-            n_features,
-            self.n_components,
+    def _module(self, n_features):
+        return MLPAutoencoder, dict(
+            n_features=n_features,
+            n_components=self.n_components,
             hidden_layer_sizes=self._hidden_layer_sizes(),
             activation=self.activation,
             output_activation=self.output_activation,

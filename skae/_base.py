@@ -1,9 +1,9 @@
 """The shared scikit-learn base of every skae estimator.
 
 It holds parameter validation, the fit / transform / inverse_transform /
-score_samples / score logic and the tags. Subclasses implement hooks only:
-``_build_module`` and ``_criterion`` (and ``_score_samples`` where the score
-differs from the negative reconstruction error).
+score_samples / score logic, the fitted state for :func:`skae.save` and the
+tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
+``_check_data``, ``_score_samples`` where they differ).
 """
 
 import copy
@@ -118,8 +118,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # -- hooks -------------------------------------------------------------
 
-    def _build_module(self, n_features):
-        """Return the initialised ``nn.Module`` for ``n_features`` inputs."""
+    def _module(self, n_features):
+        """Return ``(module_class, kwargs)``: the ``nn.Module`` for ``n_features`` inputs.
+
+        skorch instantiates it when the net is initialised, inside the
+        caller's seeded RNG state; the net keeps the class and its arguments
+        (``net_.module``, ``net_.module__*``) and the one instance
+        (``net_.module_``).
+        """
         raise NotImplementedError
 
     def _criterion(self):
@@ -324,10 +330,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     def _new_net(self, device, *, max_epochs, validation_fraction):
-        """Build the module and the skorch net (inside the caller's seeded RNG)."""
+        """Build the skorch net; it creates the module when initialised (in a seeded RNG)."""
         criterion, criterion_kwargs, terms = self._criterion()
+        module, module_kwargs = self._module(self.n_features_in_)
         return self._make_net(
-            module=self._build_module(self.n_features_in_),
+            module=module,
+            module_kwargs=module_kwargs,
             criterion=criterion,
             criterion_kwargs=criterion_kwargs,
             terms=terms,
@@ -347,8 +355,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _after_training(self):
         """Check the outcome of training and set the fitted attributes."""
         net = self.net_
-        guard = dict(net.callbacks_)["guard"]
+        callbacks = dict(net.callbacks_)
+        guard = callbacks["guard"]
         guard.truncate_history(net)
+        # One copy of the weights: EarlyStopping keeps its best weights until the
+        # next fit (skorch leaves them out of pickles, not out of memory).
+        callbacks["early_stopping"].best_model_weights_ = None
         if len(net.history) == 0:
             del self.net_
             if guard.diverged_ is not None:

@@ -156,10 +156,10 @@ class ConvAE(BaseAutoencoder):
         self._input_shape(X.shape[1])
         self._channels()
 
-    def _build_module(self, n_features):
-        return ConvAutoencoder(
-            self._input_shape(n_features),
-            self.n_components,
+    def _module(self, n_features):
+        return ConvAutoencoder, dict(
+            input_shape=self._input_shape(n_features),
+            n_components=self.n_components,
             channels=self._channels(),
             kernel_size=self.kernel_size,
             hidden_layer_sizes=self._hidden_layer_sizes(),

@@ -30,7 +30,6 @@ instead of a per-row ``Dataset`` + ``DataLoader``), ``train_split``
 for data parallelism; its docstring lists them.
 """
 
-import copy
 import functools
 import math
 import warnings
@@ -120,15 +119,22 @@ class AutoencoderNet(NeuralNet):
         return terms["loss"]
 
 
+def _cpu_snapshot(module):
+    """A copy of ``module``'s weights on the CPU (device memory stays free)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
 class TrainingGuard(Callback):
     """Keep the last good weights; act on divergence and interrupts.
 
     After each completed epoch with a finite training loss it snapshots the
-    module's weights. If the loss becomes NaN or infinite, training stops and
-    the last finite weights are restored, with a warning. If training is
-    interrupted (Ctrl-C) in the middle of an epoch, the weights of the last
-    completed epoch are restored and the partial epoch is dropped from the
-    history, with a warning.
+    module's weights, on the CPU. If the loss becomes NaN or infinite,
+    training stops and the last finite weights are restored, with a warning.
+    If training is interrupted (Ctrl-C) in the middle of an epoch, the
+    weights of the last completed epoch are restored and the partial epoch is
+    dropped from the history, with a warning. The snapshot is released when
+    training ends and is never pickled, so a fitted model holds one copy of
+    its weights.
     """
 
     def initialize(self):
@@ -141,7 +147,7 @@ class TrainingGuard(Callback):
         self.initialize()
         self.completed_ = len(net.history)
         if self.completed_:  # continued training (partial_fit): keep the current weights
-            self.best_state_ = copy.deepcopy(net.module_.state_dict())
+            self.best_state_ = _cpu_snapshot(net.module_)
 
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1, "train_loss"]
@@ -149,16 +155,17 @@ class TrainingGuard(Callback):
         if not (math.isfinite(loss) and math.isfinite(valid)):
             self.diverged_ = (len(net.history), loss if not math.isfinite(loss) else valid)
             raise KeyboardInterrupt  # skorch's documented way to stop training
-        self.best_state_ = copy.deepcopy(net.module_.state_dict())
+        self.best_state_ = _cpu_snapshot(net.module_)
         self.completed_ = len(net.history)
 
     def on_train_end(self, net, **kwargs):
         # The partial or diverged epoch's history rows are dropped by the owner
         # (see ``truncate_history``) once every callback's on_train_end has run.
+        best_state, self.best_state_ = self.best_state_, None  # release the snapshot
         interrupted = len(net.history) > self.completed_
-        if not interrupted or self.best_state_ is None:
+        if not interrupted or best_state is None:
             return
-        net.module_.load_state_dict(self.best_state_)
+        net.module_.load_state_dict(best_state)
         if self.diverged_ is not None:
             epoch, loss = self.diverged_
             message = (
@@ -177,10 +184,18 @@ class TrainingGuard(Callback):
         """Drop the history rows of an interrupted or diverged epoch."""
         del net.history[self.completed_ :]
 
+    def __getstate__(self):
+        # As skorch's EarlyStopping: never pickle a copy of the weights (nor
+        # tensors that may live on a GPU) if pickled while training.
+        state = self.__dict__.copy()
+        state["best_state_"] = None
+        return state
+
 
 def build_net(
     *,
     module,
+    module_kwargs,
     criterion,
     criterion_kwargs,
     terms,
@@ -202,8 +217,15 @@ def build_net(
 
     Parameters
     ----------
-    module : torch.nn.Module
-        Initialised module (created inside the caller's seeded RNG state).
+    module : type
+        The ``nn.Module`` class. skorch creates the module from it and
+        ``module_kwargs`` (as ``module__*`` parameters) when the net is
+        initialised, which the caller does inside a seeded RNG state. Passing
+        a class rather than an instance keeps one copy of the weights: skorch
+        pickles ``module_`` apart from the other attributes, so an instance
+        in ``module`` would come back from a pickle as a second copy.
+    module_kwargs : dict
+        Arguments of ``module``.
     criterion : type
         Criterion class (a plain callable, not an ``nn.Module``); skorch
         instantiates it with ``criterion_kwargs``.
@@ -243,6 +265,7 @@ def build_net(
     )
     return net_class(
         module=module,
+        **{f"module__{k}": v for k, v in module_kwargs.items()},
         criterion=functools.partial(criterion, **criterion_kwargs),
         optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
         optimizer__weight_decay=weight_decay,

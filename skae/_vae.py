@@ -131,10 +131,10 @@ class VAE(BaseAutoencoder):
         )
         self.beta = beta
 
-    def _build_module(self, n_features):
-        return VariationalAutoencoder(
-            n_features,
-            self.n_components,
+    def _module(self, n_features):
+        return VariationalAutoencoder, dict(
+            n_features=n_features,
+            n_components=self.n_components,
             hidden_layer_sizes=self._hidden_layer_sizes(),
             activation=self.activation,
             output_activation=self.output_activation,

@@ -1,6 +1,9 @@
 """Safe persistence (skae.save / skae.load), pickling and loading on another device."""
 
+import os
 import pickle
+import subprocess
+import sys
 
 import joblib
 import numpy as np
@@ -146,3 +149,92 @@ def test_cuda_model_loads_on_cpu_machine(fitted, tmp_path):
     assert loaded.device == "cpu"
     np.testing.assert_array_equal(loaded.transform(BASE), fitted["AE"].transform(BASE))
     loaded.fit(BASE)
+
+
+# -- one copy of the weights ------------------------------------------------------
+
+
+def _param_bytes(est):
+    return sum(p.numel() * p.element_size() for p in est.net_.module_.parameters())
+
+
+def _modules_of(net):
+    return [name for name, value in vars(net).items() if isinstance(value, torch.nn.Module)]
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_fitted_model_holds_one_copy_of_its_weights(fitted, name):
+    est = fitted[name]
+    assert dict(est.net_.callbacks_)["guard"].best_state_ is None  # snapshot released
+    restored = pickle.loads(pickle.dumps(est))
+    # skorch pickles module_ apart from the other attributes: any other module
+    # instance (e.g. in net_.module) would come back as a second copy.
+    assert _modules_of(est.net_) == _modules_of(restored.net_) == ["module_"]
+    # The pickle holds the weights, Adam's two moments, the history and a little more.
+    history = len(pickle.dumps(est.net_.history))
+    assert len(pickle.dumps(est)) <= 3 * _param_bytes(est) + history + 32 * 1024
+
+
+def test_early_stopping_keeps_one_copy_of_the_weights():
+    est = AE(n_components=2, max_epochs=4, early_stopping=True, random_state=0).fit(BASE)
+    callbacks = dict(est.net_.callbacks_)
+    assert callbacks["early_stopping"].best_model_weights_ is None
+    assert callbacks["guard"].best_state_ is None
+
+
+def test_pickle_is_at_most_3_3_times_the_parameters(digits):
+    est = AE(n_components=8, max_epochs=10, random_state=0).fit(digits[0])
+    ratio = len(pickle.dumps(est)) / _param_bytes(est)
+    assert ratio <= 3.3, f"the pickle is {ratio:.2f}x the parameter bytes"
+
+
+_LOAD_ON_CPU_SCRIPT = """
+import pickle, sys, warnings
+import numpy as np, torch
+import skae
+assert not torch.cuda.is_available()
+folder = sys.argv[1]
+X = np.load(folder + "/X.npy")
+for name in ("ae", "vae"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open(folder + "/" + name + ".pkl", "rb") as f:
+            est = pickle.load(f)
+        loaded = skae.load(folder + "/" + name + ".safetensors")
+    assert any("CUDA is not available" in str(w.message) for w in caught), name
+    for model in (est, loaded):
+        assert model.device == "cpu"
+        assert next(model.net_.module_.parameters()).device.type == "cpu"
+        np.testing.assert_allclose(
+            model.transform(X), np.load(folder + "/" + name + ".npy"), rtol=1e-4, atol=1e-5
+        )
+        model.partial_fit(X)
+        model.fit(X)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA to train the model")
+def test_model_trained_on_cuda_loads_on_cpu_only_machine(tmp_path):
+    # Trained and pickled on a GPU; unpickled in a process that sees no GPU.
+    from skae import VAE
+
+    np.save(tmp_path / "X.npy", BASE)
+    models = {
+        "ae": AE(n_components=2, max_epochs=3, early_stopping=True, device="cuda"),
+        "vae": VAE(n_components=2, max_epochs=3, device="cuda"),
+    }
+    for name, est in models.items():
+        est.set_params(random_state=0).fit(BASE)
+        with open(tmp_path / f"{name}.pkl", "wb") as f:
+            pickle.dump(est, f)
+        skae.save(est, tmp_path / f"{name}.safetensors")
+        np.save(tmp_path / f"{name}.npy", est.transform(BASE))
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_ON_CPU_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
