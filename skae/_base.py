@@ -47,6 +47,35 @@ AUTO_EPOCHS = (20, 200)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+#: Prefix of the optimiser's tensors among the saved tensors ("/" is in no weight name).
+_OPTIMIZER_TENSORS = "optimizer/state/"
+
+
+def _cpu(tensor):
+    return tensor.detach().cpu().contiguous().clone()
+
+
+def _load_optimizer_state(optimizer, saved, tensors):
+    """Load a state saved by ``_get_fitted_state`` into a fresh ``optimizer``.
+
+    JSON turned tuples (e.g. Adam's ``betas``) into lists; the fresh
+    optimiser's own groups tell which values are tuples.
+    """
+    fresh = optimizer.state_dict()["param_groups"]
+    groups = [
+        {k: tuple(v) if isinstance(f.get(k), tuple) else v for k, v in group.items()}
+        for group, f in zip(saved["param_groups"], fresh)
+    ]
+    state = {int(i): dict(values) for i, values in saved["state"].items()}
+    for name, tensor in tensors.items():
+        if name.startswith(_OPTIMIZER_TENSORS):
+            index, key = name[len(_OPTIMIZER_TENSORS) :].split("/", 1)
+            state.setdefault(int(index), {})[key] = tensor
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"the optimiser state does not match its parameters: {exc}") from None
+
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class for skae's autoencoders. Not for direct use."""
@@ -544,26 +573,39 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         ``document`` is JSON data: the parameters (``get_params(deep=False)``),
         every fitted attribute (public names ending in ``_``, except
-        ``net_``), the per-epoch history (without the per-batch entries) and
-        the module's input shape. ``tensors`` maps names to CPU tensors: the
-        module's weights.
+        ``net_``), the per-epoch history (without the per-batch entries), the
+        module's input shape and the optimiser's non-tensor state (its
+        parameter groups). ``tensors`` maps names to CPU tensors: the module's
+        weights under their ``state_dict`` names, and the optimiser's state
+        (e.g. Adam's moments) under ``optimizer/state/<param index>/<name>``,
+        so that :meth:`partial_fit` continues as on the original.
         """
         check_is_fitted(self)
-        module = self.net_.module_
+        net = self.net_
         attributes = {
             name: to_json(value)
             for name, value in vars(self).items()
             if name.endswith("_") and not name.startswith("_") and name != "net_"
         }
+        tensors = {k: _cpu(v) for k, v in net.module_.state_dict().items()}
+        optimizer = net.optimizer_.state_dict()
+        optimizer_state = {}
+        for index, values in optimizer["state"].items():
+            for key, value in values.items():
+                if torch.is_tensor(value):
+                    tensors[f"{_OPTIMIZER_TENSORS}{index}/{key}"] = _cpu(value)
+                else:
+                    optimizer_state.setdefault(str(index), {})[key] = to_json(value)
         document = {
             "params": {k: to_json(v) for k, v in self.get_params(deep=False).items()},
             "attributes": attributes,
-            "history": [
-                {k: v for k, v in row.items() if k != "batches"} for row in self.net_.history
-            ],
-            "input_shape": list(getattr(module, "input_shape", (self.n_features_in_,))),
+            "history": [{k: v for k, v in row.items() if k != "batches"} for row in net.history],
+            "input_shape": list(getattr(net.module_, "input_shape", (self.n_features_in_,))),
+            "optimizer": {
+                "param_groups": to_json(optimizer["param_groups"]),
+                "state": optimizer_state,
+            },
         }
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
         return document, tensors
 
     @classmethod
@@ -572,7 +614,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         A CUDA ``device`` becomes ``"cpu"`` (with a warning) on a machine
         without CUDA. Raises ``ValueError`` when the tensors do not fit the
-        parameters.
+        parameters. Without an optimiser state (files of format 1), the
+        optimiser starts afresh.
         """
         params = {k: param_from_json(v) for k, v in document["params"].items()}
         device = params.get("device", "auto")
@@ -586,11 +629,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with seeded(0, "cpu"):  # the initial weights are overwritten below
             net = estimator._new_net(device, max_epochs=1, validation_fraction=None)
             net.initialize()
+        weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_TENSORS)}
         try:
-            net.module_.load_state_dict(tensors, strict=True)
+            net.module_.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
             raise ValueError(f"the weights do not match its parameters: {exc}") from None
         net.module_.to(device).eval()
+        if "optimizer" in document:
+            _load_optimizer_state(net.optimizer_, document["optimizer"], tensors)
         net.history_ = History(document.get("history", []))
         estimator.net_ = net
         return estimator

@@ -1,12 +1,15 @@
 """Safe persistence: weights as safetensors, everything else as JSON.
 
-:func:`save` writes one ``.safetensors`` file: the module's weights as
-tensors, and in the file's metadata a JSON document (the estimator's class
-and parameters, its fitted attributes and training history, the skae,
-torch and scikit-learn versions) plus a SHA-256 digest over the JSON and
-every tensor. :func:`load` never unpickles and never imports anything named
-in the file: the class is looked up in a fixed table of skae estimators. A
-truncated, tampered or mismatched file is refused with a ``ValueError``.
+:func:`save` writes one ``.safetensors`` file: the module's weights and the
+optimiser's state (e.g. Adam's moments) as tensors, and in the file's
+metadata a JSON document (the estimator's class and parameters, its fitted
+attributes and training history, the optimiser's parameter groups, the
+skae, torch and scikit-learn versions) plus a SHA-256 digest over the JSON
+and every tensor. What :meth:`partial_fit` needs to continue is all there,
+so a loaded model trains on exactly as the original would. :func:`load`
+never unpickles and never imports anything named in the file: the class is
+looked up in a fixed table of skae estimators. A truncated, tampered or
+mismatched file is refused with a ``ValueError``.
 """
 
 import hashlib
@@ -23,7 +26,8 @@ from skae._vae import VAE
 from skae._version import __version__
 
 FORMAT = "skae"
-FORMAT_VERSION = 1
+#: 2: the optimiser's state is saved too (format 1 files still load).
+FORMAT_VERSION = 2
 
 #: The estimators a file may name: ``load`` looks its class up here, never imports.
 ESTIMATORS = {cls.__name__: cls for cls in (AE, SparseAE, ConvAE, VAE)}
@@ -52,6 +56,11 @@ def _digest(document, tensors):
 
 def save(estimator, path):
     """Save a fitted skae estimator to a safetensors file, without pickle.
+
+    The file holds everything the estimator needs to predict and to train
+    on: its parameters, fitted attributes and history, the module's weights
+    and the optimiser's state, so :meth:`~skae.AE.partial_fit` continues
+    after :func:`load` as it would on ``estimator``.
 
     Parameters
     ----------

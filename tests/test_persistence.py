@@ -151,6 +151,66 @@ def test_cuda_model_loads_on_cpu_machine(fitted, tmp_path):
     loaded.fit(BASE)
 
 
+# -- lossless: training continues after loading -------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_partial_fit_after_load_continues_like_the_original(name, digits, tmp_path):
+    X = digits[0][:300]
+    est = ESTIMATORS[name]().fit(X)
+    skae.save(est, tmp_path / "m.safetensors")
+    loaded = skae.load(tmp_path / "m.safetensors")
+    for chunk in (X[:150], X[150:]):
+        est.partial_fit(chunk)
+        loaded.partial_fit(chunk)
+    assert loaded.n_iter_ == est.n_iter_ == 4
+    np.testing.assert_allclose(loaded.loss_curve_, est.loss_curve_, rtol=1e-6)
+    original = est.net_.module_.state_dict()
+    for key, value in loaded.net_.module_.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), original[key].numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(loaded.transform(X), est.transform(X), rtol=1e-6, atol=1e-6)
+
+
+def test_save_stores_the_optimizer_state_as_tensors(fitted, tmp_path):
+    from safetensors import safe_open
+
+    path = tmp_path / "m.safetensors"
+    skae.save(fitted["AE"], path)
+    with safe_open(path, framework="pt") as f:
+        names = list(f.keys())
+    moments = [n for n in names if n.startswith("optimizer/state/")]
+    assert {n.rsplit("/", 1)[1] for n in moments} == {"step", "exp_avg", "exp_avg_sq"}
+    loaded = skae.load(path).net_.optimizer_.state_dict()
+    original = fitted["AE"].net_.optimizer_.state_dict()
+    assert loaded["param_groups"] == original["param_groups"]  # betas stay a tuple
+    for i, state in original["state"].items():
+        for key, value in state.items():
+            assert torch.equal(loaded["state"][i][key], value), (i, key)
+
+
+def test_load_reads_format_1_files_without_optimizer_state(fitted, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from skae._persistence import _digest
+
+    path = tmp_path / "m.safetensors"
+    skae.save(fitted["AE"], path)
+    with safe_open(path, framework="pt") as f:
+        document = json.loads(f.metadata()["skae"])
+    tensors = {k: v for k, v in load_file(path).items() if not k.startswith("optimizer/")}
+    del document["optimizer"]
+    document["format_version"] = 1
+    document = json.dumps(document, sort_keys=True)
+    save_file(tensors, path, metadata={"skae": document, "sha256": _digest(document, tensors)})
+    loaded = skae.load(path)
+    np.testing.assert_array_equal(loaded.transform(BASE), fitted["AE"].transform(BASE))
+    assert loaded.net_.optimizer_.state_dict()["state"] == {}  # a fresh optimiser
+    loaded.partial_fit(BASE)
+
+
 # -- one copy of the weights ------------------------------------------------------
 
 
