@@ -13,9 +13,8 @@ from skorch.callbacks import PrintLog
 from skorch.hf import AccelerateMixin
 
 from skae._ae import AE
-from skae._base import BaseAutoencoder
 from skae._conv import ConvAE
-from skae._docs import document_accelerated
+from skae._docs import ACCELERATED_CLASS_DOC, fill_doc
 from skae._net import AutoencoderNet, TensorBatchIterator, build_net
 from skae._sparse import SparseAE
 from skae._utils import DISTRIBUTED_HINT, resolve_device
@@ -213,23 +212,12 @@ class _AccelerateEstimatorMixin:
         cpu = resolve_device(device) == "cpu"
         return accelerate.Accelerator(cpu=cpu, device_placement=False)
 
-    def fit(self, X, y=None):
-        self._validate_params()
+    def _before_training(self):
         # Join the process group first: on GPUs it makes this process's GPU the
         # current CUDA device, which device="auto"/"cuda" then resolves to.
-        self._accelerator()
-        return super().fit(X, y)
-
-    fit.__doc__ = BaseAutoencoder.fit.__doc__
-
-    def partial_fit(self, X, y=None):
-        self._validate_params()
         accelerator = self._accelerator()
         if hasattr(self, "net_") and self.net_.accelerator is None:  # e.g. unpickled
             self.net_.accelerator = accelerator
-        return super().partial_fit(X, y)
-
-    partial_fit.__doc__ = BaseAutoencoder.partial_fit.__doc__
 
     def _make_net(self, **kwargs):
         net_kwargs = {
@@ -242,47 +230,47 @@ class _AccelerateEstimatorMixin:
         return build_net(**kwargs, net_class=AcceleratedAutoencoderNet, net_kwargs=net_kwargs)
 
 
+@fill_doc(
+    template=ACCELERATED_CLASS_DOC,
+    summary="Autoencoder with data-parallel training through Hugging Face Accelerate.",
+    base="AE",
+    example_params="n_components=8, ",
+    example_shape="(1797, 8)",
+)
 class AcceleratedAE(_AccelerateEstimatorMixin, AE):
     _saved_as = AE  # skae.save writes (and skae.load returns) a plain AE
 
 
+@fill_doc(
+    template=ACCELERATED_CLASS_DOC,
+    summary="Sparse autoencoder with data-parallel training through Hugging Face Accelerate.",
+    base="SparseAE",
+    example_params="n_components=16, ",
+    example_shape="(1797, 16)",
+)
 class AcceleratedSparseAE(_AccelerateEstimatorMixin, SparseAE):
     _saved_as = SparseAE  # skae.save writes (and skae.load returns) a plain SparseAE
 
 
+@fill_doc(
+    template=ACCELERATED_CLASS_DOC,
+    summary=(
+        "Convolutional autoencoder with data-parallel training through Hugging Face Accelerate."
+    ),
+    base="ConvAE",
+    example_params="n_components=8, input_shape=(1, 8, 8), ",
+    example_shape="(1797, 8)",
+)
 class AcceleratedConvAE(_AccelerateEstimatorMixin, ConvAE):
     _saved_as = ConvAE  # skae.save writes (and skae.load returns) a plain ConvAE
 
 
+@fill_doc(
+    template=ACCELERATED_CLASS_DOC,
+    summary="Variational autoencoder with data-parallel training through Hugging Face Accelerate.",
+    base="VAE",
+    example_params='n_components=2, loss="bce", output_activation="sigmoid", ',
+    example_shape="(1797, 2)",
+)
 class AcceleratedVAE(_AccelerateEstimatorMixin, VAE):
     _saved_as = VAE  # skae.save writes (and skae.load returns) a plain VAE
-
-
-document_accelerated(
-    AcceleratedAE,
-    "Autoencoder with data-parallel training through Hugging Face Accelerate.",
-    AE,
-    "n_components=8, ",
-    "(1797, 8)",
-)
-document_accelerated(
-    AcceleratedSparseAE,
-    "Sparse autoencoder with data-parallel training through Hugging Face Accelerate.",
-    SparseAE,
-    "n_components=16, ",
-    "(1797, 16)",
-)
-document_accelerated(
-    AcceleratedConvAE,
-    "Convolutional autoencoder with data-parallel training through Hugging Face Accelerate.",
-    ConvAE,
-    "n_components=8, input_shape=(1, 8, 8), ",
-    "(1797, 8)",
-)
-document_accelerated(
-    AcceleratedVAE,
-    "Variational autoencoder with data-parallel training through Hugging Face Accelerate.",
-    VAE,
-    'n_components=2, loss="bce", output_activation="sigmoid", ',
-    "(1797, 2)",
-)

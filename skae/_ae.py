@@ -21,14 +21,11 @@ class AE(BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the bottleneck (the code), as in PCA.
-
-    {common_parameters}
+    {parameters}
 
     Attributes
     ----------
-    {common_attributes}
+    {attributes}
 
     See Also
     --------
@@ -48,6 +45,13 @@ class AE(BaseAutoencoder):
     >>> ae.inverse_transform(ae.transform(X[:3])).shape
     (3, 64)
     """
+
+    _parameter_docs = {
+        "n_components": """
+            n_components : int, default={default}
+                Size of the bottleneck (the code), as in PCA.
+        """,
+    }
 
     def _module(self, n_features):
         return MLPAutoencoder, dict(

@@ -164,6 +164,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _check_data(self, X):
         """Estimator-specific checks of the validated training data."""
 
+    def _before_training(self):
+        """Called by ``fit`` and ``partial_fit`` after the parameters are validated.
+
+        E.g. the ``skae.distributed`` estimators join the launcher's process
+        group here, before the device is resolved.
+        """
+
     def _make_net(self, **kwargs):
         """Build the skorch net from :func:`skae._net.build_net`'s arguments.
 
@@ -296,6 +303,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         >>> ae.n_iter_, ae.loss_curve_.shape
         (3, (3,))
         """
+        self._before_training()
         device = resolve_device(self.device)
         dataset = self._training_data(X, device, reset=True)
         with seeded(make_seed(self.random_state), device):
@@ -344,6 +352,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         4
         """
         first = not hasattr(self, "net_")
+        self._before_training()
         device = resolve_device(self.device) if first else str(self.net_.device)
         dataset = self._training_data(X, device, reset=first)
         seed = make_seed(self.random_state)

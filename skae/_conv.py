@@ -26,36 +26,16 @@ class ConvAE(BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Size of the dense bottleneck (the code).
-
-    {common_parameters}
-
-    input_shape : tuple of int or None, default=None
-        Shape of one sample, channels first: ``(C, H, W)`` or ``(C, L)``.
-        Its product must equal the number of features. ``None`` reads each
-        row as a one-channel signal of length ``n_features``.
-
-    channels : tuple of int, default=(16, 32)
-        Filters of each convolution stage (at least one stage). Pooling
-        halves each spatial dimension that is at least 2.
-
-    kernel_size : int, default=3
-        Size of the convolution kernels ("same" padding).
+    {parameters}
 
     Attributes
     ----------
-    {common_attributes}
+    {attributes}
 
     See Also
     --------
     AE : The dense autoencoder.
     sklearn.decomposition.PCA : The linear baseline.
-
-    Notes
-    -----
-    ``hidden_layer_sizes`` (default ``()``) adds dense layers between the
-    flattened feature maps and the code.
 
     Examples
     --------
@@ -69,6 +49,34 @@ class ConvAE(BaseAutoencoder):
     >>> cae.inverse_transform(cae.transform(X)).shape
     (1797, 64)
     """
+
+    _parameter_docs = {
+        "n_components": """
+            n_components : int, default={default}
+                Size of the dense bottleneck (the code).
+        """,
+        "hidden_layer_sizes": """
+            hidden_layer_sizes : tuple of int, default={default}
+                Widths of dense layers between the flattened feature maps and the
+                code; the decoder mirrors them. ``()`` maps the feature maps to the
+                code with a single dense layer.
+        """,
+        "input_shape": """
+            input_shape : tuple of int or None, default={default}
+                Shape of one sample, channels first: ``(C, H, W)`` or ``(C, L)``.
+                Its product must equal the number of features. ``None`` reads each
+                row as a one-channel signal of length ``n_features``.
+        """,
+        "channels": """
+            channels : tuple of int, default={default}
+                Filters of each convolution stage (at least one stage). Pooling
+                halves each spatial dimension that is at least 2.
+        """,
+        "kernel_size": """
+            kernel_size : int, default={default}
+                Size of the convolution kernels ("same" padding).
+        """,
+    }
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,

@@ -1,111 +1,138 @@
-"""Shared documentation of skae's estimators: parameter and attribute templates."""
+"""Shared documentation of skae's estimators, and the one way it is filled in.
 
-COMMON_PARAMETERS = """\
-hidden_layer_sizes : tuple of int, default=(256,)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
-        ``()`` gives a single-layer encoder and decoder.
+Every public estimator's class docstring is a template in which
+:func:`fill_doc` replaces placeholders:
 
-    activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", \
-"sigmoid"}, default="relu"
-        Activation of the hidden layers. The code layer is linear.
+``{parameters}``
+    One numpydoc entry per parameter of the class's ``__init__``, in
+    signature order. Each entry's text is looked up by name, first in the
+    ``_parameter_docs`` dicts of the class and its bases (the nearest class
+    wins), then in :data:`PARAMETERS`, the entries shared by every
+    estimator. ``{default}`` in an entry becomes the signature's default
+    value, so a documented default cannot differ from the code.
+``{attributes}``
+    :data:`ATTRIBUTES`, the fitted attributes shared by every estimator.
+``{name}``
+    The class's name.
+``{other}``
+    Any other value passed to :func:`fill_doc` as a keyword argument. A
+    placeholder alone on its line is indented as the line is; a
+    placeholder left without a value is an error.
 
-    output_activation : {None, "sigmoid", "tanh", "relu"}, default=None
-        Activation of the decoder's output: ``None`` (linear) for
-        standardised data, ``"sigmoid"`` for data in [0, 1].
+An entry is the numpydoc text of one parameter (the name and type on the
+first line, the description indented by four spaces below); it may be
+indented as a whole in the source (it is dedented with
+:func:`textwrap.dedent`), and :func:`fill_doc` indents it to the
+placeholder's column. To change a shared parameter's description, edit
+:data:`PARAMETERS`; to change a default, change the signature only.
+"""
 
-    loss : {"mse", "bce"}, default="mse"
-        Reconstruction loss: mean squared error, or binary cross-entropy
-        for data in [0, 1] (needs ``output_activation="sigmoid"``).
+import inspect
+import re
+import textwrap
 
-    noise : {None, "gaussian", "mask"}, default=None
-        Denoising training: inputs are corrupted during ``fit`` only (the
-        target stays clean) by additive Gaussian noise or by zeroing entries.
+#: Entries shared by the estimators, by parameter name.
+PARAMETERS = {
+    "hidden_layer_sizes": """\
+hidden_layer_sizes : tuple of int, default={default}
+    Widths of the encoder's hidden layers; the decoder mirrors them.
+    ``()`` gives a single-layer encoder and decoder.""",
+    "activation": """\
+activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", \
+"sigmoid"}, default={default}
+    Activation of the hidden layers. The code layer is linear.""",
+    "output_activation": """\
+output_activation : {None, "sigmoid", "tanh", "relu"}, default={default}
+    Activation of the decoder's output: ``None`` (linear) for
+    standardised data, ``"sigmoid"`` for data in [0, 1].""",
+    "loss": """\
+loss : {"mse", "bce"}, default={default}
+    Reconstruction loss: mean squared error, or binary cross-entropy
+    for data in [0, 1] (needs ``output_activation="sigmoid"``).""",
+    "noise": """\
+noise : {None, "gaussian", "mask"}, default={default}
+    Denoising training: inputs are corrupted during ``fit`` only (the
+    target stays clean) by additive Gaussian noise or by zeroing entries.""",
+    "noise_level": """\
+noise_level : float, default={default}
+    Standard deviation of the Gaussian noise, or the probability that
+    an entry is zeroed for ``noise="mask"``.""",
+    "max_epochs": """\
+max_epochs : int or "auto", default={default}
+    Maximum number of passes over the training data. ``"auto"`` sizes
+    training in optimiser steps: about 8000 steps, within 20 to 200
+    epochs (200 epochs on 1,400 rows, 64 on 8,000, 20 on 60,000 at the
+    default batch size). Training may stop earlier on a plateau.""",
+    "batch_size": """\
+batch_size : int, default={default}
+    Rows per optimiser step.""",
+    "lr": """\
+lr : float, default={default}
+    Learning rate.""",
+    "optimizer": """\
+optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default={default}
+    The torch optimiser.""",
+    "weight_decay": """\
+weight_decay : float, default={default}
+    L2 penalty (decoupled for ``"adamw"``).""",
+    "early_stopping": """\
+early_stopping : bool, default={default}
+    If True, hold out ``validation_fraction`` of the rows, stop when the
+    validation loss has not improved by a relative ``tol`` for
+    ``n_iter_no_change`` epochs, and keep the best weights. If False,
+    stop when the training loss plateaus in the same sense.""",
+    "validation_fraction": """\
+validation_fraction : float, default={default}
+    Fraction of the rows held out when ``early_stopping=True``.""",
+    "n_iter_no_change": """\
+n_iter_no_change : int, default={default}
+    Epochs without improvement before stopping.""",
+    "tol": """\
+tol : float, default={default}
+    Relative improvement of the monitored loss that counts as progress.""",
+    "device": """\
+device : str, default={default}
+    ``"auto"`` trains on CUDA when it is available, else on the CPU;
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` choose explicitly.""",
+    "random_state": """\
+random_state : int, RandomState instance or None, default={default}
+    Seeds weight initialisation, shuffling, noise and sampling. An int
+    makes repeated CPU fits on one machine bit-identical. Global torch
+    and numpy random states are never changed.""",
+    "verbose": """\
+verbose : int, default={default}
+    0 prints nothing; 1 or more prints a per-epoch table of the losses
+    and the epoch time.""",
+}
 
-    noise_level : float, default=0.1
-        Standard deviation of the Gaussian noise, or the probability that
-        an entry is zeroed for ``noise="mask"``.
-
-    max_epochs : int or "auto", default="auto"
-        Maximum number of passes over the training data. ``"auto"`` sizes
-        training in optimiser steps: about 8000 steps, within 20 to 200
-        epochs (200 epochs on 1,400 rows, 64 on 8,000, 20 on 60,000 at the
-        default batch size). Training may stop earlier on a plateau.
-
-    batch_size : int, default=64
-        Rows per optimiser step.
-
-    lr : float, default=1e-3
-        Learning rate.
-
-    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default="adam"
-        The torch optimiser.
-
-    weight_decay : float, default=0.0
-        L2 penalty (decoupled for ``"adamw"``).
-
-    early_stopping : bool, default=False
-        If True, hold out ``validation_fraction`` of the rows, stop when the
-        validation loss has not improved by a relative ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the best weights. If False,
-        stop when the training loss plateaus in the same sense.
-
-    validation_fraction : float, default=0.1
-        Fraction of the rows held out when ``early_stopping=True``.
-
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
-
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
-
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when it is available, else on the CPU;
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` choose explicitly.
-
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, noise and sampling. An int
-        makes repeated CPU fits on one machine bit-identical. Global torch and numpy
-        random states are never changed.
-
-    verbose : int, default=0
-        0 prints nothing; 1 or more prints a per-epoch table of the losses
-        and the epoch time."""
-
-COMMON_ATTRIBUTES = """\
+#: The fitted attributes shared by the estimators.
+ATTRIBUTES = """\
 n_features_in_ : int
-        Number of features seen during :meth:`fit`.
+    Number of features seen during :meth:`fit`.
 
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :meth:`fit`. Defined only when `X`
-        has feature names that are all strings.
+feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    Names of features seen during :meth:`fit`. Defined only when `X`
+    has feature names that are all strings.
 
-    net_ : skorch.NeuralNet
-        The trained skorch net; ``net_.module_`` is the torch module and
-        ``net_.history`` the per-epoch history (losses, named loss terms,
-        epoch durations).
+net_ : skorch.NeuralNet
+    The trained skorch net; ``net_.module_`` is the torch module and
+    ``net_.history`` the per-epoch history (losses, named loss terms,
+    epoch durations).
 
-    n_iter_ : int
-        Number of epochs run.
+n_iter_ : int
+    Number of epochs run.
 
-    loss_curve_ : ndarray of shape (`n_iter_`,)
-        Training loss at the end of each epoch.
+loss_curve_ : ndarray of shape (`n_iter_`,)
+    Training loss at the end of each epoch.
 
-    validation_scores_ : ndarray of shape (`n_iter_`,)
-        Negative validation loss of each epoch (higher is better). Only
-        when ``early_stopping=True``.
+validation_scores_ : ndarray of shape (`n_iter_`,)
+    Negative validation loss of each epoch (higher is better). Only
+    when ``early_stopping=True``.
 
-    best_validation_score_ : float
-        Best of ``validation_scores_``. Only when ``early_stopping=True``."""
+best_validation_score_ : float
+    Best of ``validation_scores_``. Only when ``early_stopping=True``."""
 
-
-def fill_doc(cls):
-    """Substitute the shared parameter and attribute docs into ``cls.__doc__``."""
-    cls.__doc__ = cls.__doc__.replace("{common_parameters}", COMMON_PARAMETERS).replace(
-        "{common_attributes}", COMMON_ATTRIBUTES
-    )
-    return cls
-
-
+#: The class docstring of the ``skae.distributed.Accelerated*`` estimators.
 ACCELERATED_CLASS_DOC = """{summary}
 
     The same estimator as :class:`skae.{base}` (same parameters, attributes
@@ -127,7 +154,15 @@ ACCELERATED_CLASS_DOC = """{summary}
     the GPU the launcher assigns to it; ``"cpu"`` trains CPU processes (gloo
     backend). Requires ``pip install "skae[distributed]"``.
 
-{sections}    See Also
+    Parameters
+    ----------
+    {parameters}
+
+    Attributes
+    ----------
+    {attributes}
+
+    See Also
     --------
     skae.{base} : The single-process estimator.
     dask_transform : Apply a fitted estimator to a dask array.
@@ -157,20 +192,69 @@ ACCELERATED_CLASS_DOC = """{summary}
     {example_shape}
 """
 
-
-def _base_sections(base):
-    """The Parameters and Attributes sections of ``base``'s docstring."""
-    doc = base.__doc__
-    return doc[doc.index("    Parameters\n    ----------") : doc.index("    See Also\n")]
+_PLACEHOLDER = re.compile(r"^( *)\{(\w+)\}$", re.MULTILINE)
+_INLINE = re.compile(r"\{(\w+)\}")
 
 
-def document_accelerated(cls, summary, base, example_params, example_shape):
-    cls.__doc__ = ACCELERATED_CLASS_DOC.format(
-        summary=summary,
-        base=base.__name__,
-        sections=_base_sections(base),
-        name=cls.__name__,
-        example_params=example_params,
-        example_shape=example_shape,
-    )
-    return cls
+def format_default(value):
+    """A default value as the docstring writes it: ``"auto"``, ``(256,)``, ``0.001``."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def parameter_docs(cls):
+    """The documented entry of each ``__init__`` parameter of ``cls``, in order.
+
+    Raises ``KeyError`` for a parameter that no ``_parameter_docs`` dict nor
+    :data:`PARAMETERS` documents.
+    """
+    docs = dict(PARAMETERS)
+    for klass in reversed(cls.__mro__):
+        docs.update(vars(klass).get("_parameter_docs", {}))
+    entries = []
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self":
+            continue
+        if name not in docs:
+            raise KeyError(f"{cls.__name__}: parameter {name!r} is not documented")
+        default = "" if param.default is param.empty else format_default(param.default)
+        entries.append(textwrap.dedent(docs[name]).strip().replace("{default}", default))
+    return "\n\n".join(entries)
+
+
+def _indent(text, prefix):
+    lines = text.split("\n")
+    return "\n".join([lines[0]] + [prefix + line if line else line for line in lines[1:]])
+
+
+def fill_doc(cls=None, *, template=None, **values):
+    """Class decorator: fill the placeholders of the class docstring (see the module doc).
+
+    ``template`` replaces the class's own docstring as the text to fill
+    (the ``Accelerated*`` estimators use :data:`ACCELERATED_CLASS_DOC`).
+    Use it bare (``@fill_doc``) or with arguments (``@fill_doc(name=...)``).
+    """
+
+    def decorate(klass):
+        doc = template if template is not None else klass.__doc__
+        fills = {"name": klass.__name__, **values}
+        if "{parameters}" in doc:
+            fills["parameters"] = parameter_docs(klass)
+        if "{attributes}" in doc:
+            fills["attributes"] = ATTRIBUTES
+
+        def line(match):  # a placeholder alone on its line: indent what it becomes
+            indent, name = match.groups()
+            return indent + _indent(str(fills[name]), indent) if name in fills else match[0]
+
+        doc = _PLACEHOLDER.sub(line, doc)
+        for name, value in fills.items():  # placeholders within a line
+            doc = doc.replace("{" + name + "}", str(value))
+        unknown = sorted(set(_INLINE.findall(doc)))
+        if unknown:
+            raise KeyError(f"{klass.__name__}: no value for {unknown} in its docstring")
+        klass.__doc__ = doc
+        return klass
+
+    return decorate(cls) if cls is not None else decorate

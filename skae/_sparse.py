@@ -29,23 +29,11 @@ class SparseAE(BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Number of code units; may exceed the number of features.
-
-    {common_parameters}
-
-    sparsity : {"l1", "kl"}, default="l1"
-        The sparsity penalty.
-
-    sparsity_weight : float, default=1e-3
-        Weight of the sparsity penalty in the loss.
-
-    sparsity_target : float, default=0.05
-        Target mean activation of each code unit for ``sparsity="kl"``.
+    {parameters}
 
     Attributes
     ----------
-    {common_attributes}
+    {attributes}
 
     See Also
     --------
@@ -63,6 +51,25 @@ class SparseAE(BaseAutoencoder):
     >>> bool((sae.transform(X) >= 0).all())
     True
     """
+
+    _parameter_docs = {
+        "n_components": """
+            n_components : int, default={default}
+                Number of code units; may exceed the number of features.
+        """,
+        "sparsity": """
+            sparsity : {"l1", "kl"}, default={default}
+                The sparsity penalty.
+        """,
+        "sparsity_weight": """
+            sparsity_weight : float, default={default}
+                Weight of the sparsity penalty in the loss.
+        """,
+        "sparsity_target": """
+            sparsity_target : float, default={default}
+                Target mean activation of each code unit for ``sparsity="kl"``.
+        """,
+    }
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,

@@ -41,18 +41,11 @@ class VAE(BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Number of latent dimensions.
-
-    {common_parameters}
-
-    beta : float, default=1.0
-        Weight of the KL term: 1 is the standard VAE, other values give a
-        beta-VAE.
+    {parameters}
 
     Attributes
     ----------
-    {common_attributes}
+    {attributes}
 
     See Also
     --------
@@ -78,6 +71,18 @@ class VAE(BaseAutoencoder):
     >>> vae.sample(3, random_state=0).shape
     (3, 64)
     """
+
+    _parameter_docs = {
+        "n_components": """
+            n_components : int, default={default}
+                Number of latent dimensions.
+        """,
+        "beta": """
+            beta : float, default={default}
+                Weight of the KL term: 1 is the standard VAE, other values give a
+                beta-VAE.
+        """,
+    }
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,

@@ -14,13 +14,15 @@ scikit-learn's ``sklearn/tests/test_docstrings.py``:
   ``set_params``, ``set_output``, ``fit_transform``, ``get_metadata_routing``,
   ...): also ``EX01`` (no Examples section); skae's own methods must have one.
 
-Also checks that each estimator's HTML representation (used by Jupyter)
-works.
+Also checks that every documented default equals the signature's, and
+that each estimator's HTML representation (used by Jupyter) works.
 """
 
+import ast
 import importlib
 import inspect
 import pkgutil
+import re
 
 import pytest
 
@@ -127,6 +129,66 @@ def test_method_docstring(import_path, klass, name):
         ignored |= IGNORED_FOR_SKLEARN_METHODS
     errors = validation_errors(import_path, ignored=ignored)
     assert not errors, f"{import_path}:\n" + "\n".join(errors)
+
+
+def _own_callables():
+    """``(import_path, callable)``: public classes, functions and skae-defined methods."""
+    yield from PUBLIC_OBJECTS
+    for import_path, klass, name in PUBLIC_METHODS:
+        attr = getattr(klass, name)
+        if callable(attr) and not from_sklearn(klass, name):
+            yield import_path, attr
+
+
+def documented_defaults(obj):
+    """``{parameter: (type line, documented default or None)}`` from obj's docstring."""
+    from numpydoc.docscrape import NumpyDocString
+
+    entries = {}
+    for param in NumpyDocString(inspect.getdoc(obj) or "")["Parameters"]:
+        match = re.search(r"default=(.+)$", param.type)
+        entries[param.name] = (param.type, match.group(1).strip() if match else None)
+    return entries
+
+
+@pytest.mark.parametrize(
+    "import_path, obj", list(_own_callables()), ids=[p for p, _ in _own_callables()]
+)
+def test_documented_defaults_match_signature(import_path, obj):
+    signature = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+    documented = documented_defaults(obj)
+    errors = []
+    for name, param in signature.parameters.items():
+        if name in ("self", "cls") or name not in documented:
+            continue  # undocumented parameters are numpydoc's check (PR01)
+        type_line, text = documented[name]
+        if param.default is param.empty:
+            if text is not None:
+                errors.append(f"{name}: documents default={text} but has no default")
+        elif type_line.strip() == "Ignored":
+            continue  # scikit-learn's convention for ``y=None``
+        elif text is None:
+            errors.append(f"{name}: default {param.default!r} is not documented")
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                errors.append(f"{name}: documented default={text} is not a Python literal")
+                continue
+            same = type(value) is type(param.default) and value == param.default
+            if not same:
+                errors.append(f"{name}: documented default={text}, signature {param.default!r}")
+    assert not errors, f"{import_path}:\n" + "\n".join(errors)
+
+
+def test_defaults_are_checked_on_every_estimator():
+    checked = {path for path, _ in _own_callables()}
+    for name in ("AE", "SparseAE", "ConvAE", "VAE", "AEOutlierDetector"):
+        assert f"skae.{name}" in checked
+    if "skae.distributed.AcceleratedAE" in {path for path, _ in PUBLIC_OBJECTS}:
+        for name in ("AE", "SparseAE", "ConvAE", "VAE"):
+            assert f"skae.distributed.Accelerated{name}" in checked
+    assert "skae.VAE.sample" in checked
 
 
 @pytest.mark.parametrize("import_path, klass", PUBLIC_CLASSES, ids=[p for p, _ in PUBLIC_CLASSES])
