@@ -9,13 +9,12 @@ is fitted.
 """
 
 import torch
-from skorch.callbacks import PrintLog
 from skorch.hf import AccelerateMixin
 
 from skae._ae import AE
 from skae._conv import ConvAE
 from skae._docs import ACCELERATED_CLASS_DOC, fill_doc
-from skae._net import AutoencoderNet, TensorBatchIterator, build_net
+from skae._net import AutoencoderNet, LossTable, TensorBatchIterator, build_net
 from skae._sparse import SparseAE
 from skae._utils import DISTRIBUTED_HINT, resolve_device
 from skae._vae import VAE
@@ -224,8 +223,9 @@ class _AccelerateEstimatorMixin:
             "accelerator": self._accelerator(),
             "unwrap_after_train": False,
             # AccelerateMixin configures a PrintLog: keep one, printing on rank 0 if verbose
-            "callbacks__print_log": PrintLog(),
-            "callbacks__print_log__sink": _MainProcessPrint(kwargs["verbose"]),
+            "callbacks__print_log": LossTable(
+                terms=tuple(kwargs["terms"]), sink=_MainProcessPrint(kwargs["verbose"])
+            ),
         }
         return build_net(**kwargs, net_class=AcceleratedAutoencoderNet, net_kwargs=net_kwargs)
 

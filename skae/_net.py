@@ -4,8 +4,9 @@ skorch is configured through its documented parameters: ``criterion`` (a
 plain callable returning named loss terms), ``iterator_train`` and
 ``iterator_valid`` (:class:`TensorBatchIterator`, whole-batch tensors
 instead of a per-row ``Dataset`` + ``DataLoader``), ``train_split``
-(:class:`HoldoutSplit`) and callbacks (:class:`TrainingGuard`, and skorch's
-``PassthroughScoring``, ``EarlyStopping`` and ``PrintLog``).
+(:class:`HoldoutSplit`) and callbacks (:class:`TrainingGuard`,
+:class:`LossTable`, and skorch's ``PassthroughScoring`` and
+``EarlyStopping``).
 
 :class:`AutoencoderNet` overrides exactly two methods of
 ``skorch.NeuralNet`` (``skorch/net.py``):
@@ -26,17 +27,28 @@ instead of a per-row ``Dataset`` + ``DataLoader``), ``train_split``
     ``valid_<name>``) and returns ``terms["loss"]``. skorch documents
     ``get_loss`` as the method to override for a custom loss.
 
+:class:`LossTable` subclasses skorch's ``PrintLog``
+(``skorch/callbacks/logging.py``) and overrides its public ``table`` method,
+which formats one epoch's row: for the column order and for plain output
+outside a terminal (see its docstring).
+
 :class:`skae._accelerate.AcceleratedAutoencoderNet` overrides more methods,
 for data parallelism; its docstring lists them.
 """
 
 import functools
 import math
+import os
+import sys
 import warnings
+from itertools import cycle
 
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring, PrintLog
+from skorch.callbacks.logging import filter_log_keys
+from skorch.utils import Ansi
+from tabulate import tabulate
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -192,6 +204,84 @@ class TrainingGuard(Callback):
         return state
 
 
+def _colour_supported(stream):
+    """Whether ANSI colours show as colours on ``stream``: a terminal or a notebook."""
+    if os.environ.get("NO_COLOR"):  # https://no-color.org
+        return False
+    if type(stream).__module__.startswith("ipykernel"):  # Jupyter renders ANSI colours
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class LossTable(PrintLog):
+    """skorch's per-epoch table, with meaningful columns and colour only on a terminal.
+
+    Columns: ``epoch``; the losses (``train_loss``, ``valid_loss``); the
+    criterion's named ``terms`` in its order (``train_<term>`` then
+    ``valid_<term>``); any other logged value (sorted); ``dur``. skorch's
+    ``PrintLog`` sorts them alphabetically. The best loss so far is coloured
+    as skorch does when standard output is a terminal (or a Jupyter
+    notebook); redirected to a file or a pipe, or with ``NO_COLOR`` set, the
+    table is plain text.
+
+    Overrides ``PrintLog.table`` (public, ``skorch/callbacks/logging.py``),
+    the method that formats one row; skorch's ``format_row`` formats each
+    cell.
+    """
+
+    def __init__(
+        self,
+        terms=(),
+        keys_ignored=None,
+        sink=print,
+        tablefmt="simple",
+        floatfmt=".4f",
+        stralign="right",
+    ):
+        super().__init__(
+            keys_ignored=keys_ignored,
+            sink=sink,
+            tablefmt=tablefmt,
+            floatfmt=floatfmt,
+            stralign=stralign,
+        )
+        self.terms = terms
+
+    def columns(self, keys):
+        """The keys of one history row to print, in order."""
+        keys = list(keys)
+        shown = set(filter_log_keys(keys, keys_ignored=self.keys_ignored_))
+        first = ["train_loss", "valid_loss"]
+        first += [f"{prefix}_{term}" for prefix in ("train", "valid") for term in self.terms]
+        first = [k for k in first if k in shown and k != "dur"]
+        rest = sorted(shown - set(first) - {"dur"})
+        events = sorted(k for k in keys if k.startswith("event_") and k not in self.keys_ignored_)
+        epoch = ["epoch"] if "epoch" in keys and "epoch" not in self.keys_ignored_ else []
+        order = epoch + first + rest + events
+        return order + (["dur"] if "dur" in shown else [])
+
+    def table(self, row):
+        colour = _colour_supported(sys.stdout)
+        colours = cycle([c.value for c in Ansi if c != Ansi.ENDC]) if colour else cycle([""])
+        headers, cells = [], []
+        for key, colour_code in zip(self.columns(row.keys()), colours):
+            cell = self.format_row(row, key, color=colour_code)
+            if not colour and isinstance(cell, str):
+                cell = cell.replace(Ansi.ENDC.value, "")  # format_row always closes a colour
+            headers.append(key[len("event_") :] if key.startswith("event_") else key)
+            cells.append(cell)
+        return tabulate(
+            [cells],
+            headers=headers,
+            tablefmt=self.tablefmt,
+            floatfmt=self.floatfmt,
+            stralign=self.stralign,
+        )
+
+
 def build_net(
     *,
     module,
@@ -282,7 +372,7 @@ def build_net(
         verbose=verbose,
         **{
             # skorch's default callbacks that would only cost time per batch here
-            "callbacks__print_log": PrintLog() if verbose else None,
+            "callbacks__print_log": LossTable(terms=tuple(terms)) if verbose else None,
             "callbacks__valid_loss": (
                 PassthroughScoring("valid_loss") if validation_fraction else None
             ),

@@ -274,6 +274,58 @@ def test_verbose(digits, capsys):
     AE(max_epochs=2, verbose=1, random_state=0).fit(Xtr)
     out = capsys.readouterr().out
     assert "train_loss" in out and "dur" in out
+    assert "\x1b[" not in out  # captured output is not a terminal: no colour codes
+
+
+def _header(out):
+    return out.splitlines()[0].split()
+
+
+def test_verbose_columns_loss_first_then_terms(digits, capsys):
+    Xtr = digits[0][:200]
+    VAE(max_epochs=2, early_stopping=True, verbose=1, random_state=0).fit(Xtr)
+    assert _header(capsys.readouterr().out) == [
+        "epoch",
+        "train_loss",
+        "valid_loss",
+        "train_reconstruction",
+        "train_kl",
+        "valid_reconstruction",
+        "valid_kl",
+        "dur",
+    ]
+    SparseAE(n_components=4, max_epochs=1, verbose=1, random_state=0).fit(Xtr)
+    header = _header(capsys.readouterr().out)
+    assert header == ["epoch", "train_loss", "train_reconstruction", "train_sparsity", "dur"]
+
+
+class _Terminal:
+    """A stand-in for a terminal's standard output."""
+
+    def __init__(self):
+        self.text = []
+
+    def write(self, text):
+        self.text.append(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_verbose_colours_only_on_a_terminal(digits, monkeypatch):
+    Xtr = digits[0][:100]
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    AE(max_epochs=2, verbose=1, random_state=0).fit(Xtr)
+    assert "\x1b[" in "".join(terminal.text)  # the best loss is coloured, as in skorch
+    terminal.text.clear()
+    monkeypatch.setenv("NO_COLOR", "1")
+    AE(max_epochs=2, verbose=1, random_state=0).fit(Xtr)
+    assert "\x1b[" not in "".join(terminal.text)
 
 
 def test_divergence_in_first_epoch_raises(digits):
