@@ -40,6 +40,7 @@ import functools
 import math
 import os
 import sys
+import time
 import warnings
 from itertools import cycle
 
@@ -131,6 +132,19 @@ class AutoencoderNet(NeuralNet):
         return terms["loss"]
 
 
+#: Ctrl-C during training is absorbed once: the fit ends early and keeps the weights
+#: of the last completed epoch. Another Ctrl-C within this many seconds, in any fit
+#: of the process, is not absorbed: it propagates, so that a loop of fits (e.g.
+#: ``GridSearchCV``) can be stopped by pressing Ctrl-C twice.
+INTERRUPT_WINDOW_S = 10.0
+
+
+class _InterruptClock:
+    """When this process last absorbed a Ctrl-C (``time.monotonic()``), if it did."""
+
+    last = None
+
+
 def _cpu_snapshot(module):
     """A copy of ``module``'s weights on the CPU (device memory stays free)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
@@ -144,9 +158,12 @@ class TrainingGuard(Callback):
     training stops and the last finite weights are restored, with a warning.
     If training is interrupted (Ctrl-C) in the middle of an epoch, the
     weights of the last completed epoch are restored and the partial epoch is
-    dropped from the history, with a warning. The snapshot is released when
-    training ends and is never pickled, so a fitted model holds one copy of
-    its weights.
+    dropped from the history, with a warning, and the fit returns; but a
+    Ctrl-C within :data:`INTERRUPT_WINDOW_S` seconds of one absorbed so
+    (in any fit of the process) is raised again after the same restoring,
+    so that it stops the caller too. The snapshot is released when training
+    ends and is never pickled, so a fitted model holds one copy of its
+    weights.
     """
 
     def initialize(self):
@@ -186,9 +203,18 @@ class TrainingGuard(Callback):
                 "StandardScaler)."
             )
         else:
+            now, last = time.monotonic(), _InterruptClock.last
+            if last is not None and now - last <= INTERRUPT_WINDOW_S:
+                _InterruptClock.last = None
+                self.truncate_history(net)
+                raise KeyboardInterrupt(
+                    f"Training was interrupted twice within {INTERRUPT_WINDOW_S:g} s: stopped."
+                )
+            _InterruptClock.last = now
             message = (
                 "Training was interrupted; the model keeps the weights of the last completed "
-                f"epoch ({self.completed_})."
+                f"epoch ({self.completed_}). Press Ctrl-C again within "
+                f"{INTERRUPT_WINDOW_S:g} s to stop what called fit too (e.g. a grid search)."
             )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
