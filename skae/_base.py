@@ -7,6 +7,7 @@ tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
 """
 
 import copy
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -79,6 +80,10 @@ def _load_optimizer_state(optimizer, saved, tensors):
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class for skae's autoencoders. Not for direct use."""
+
+    #: Whether ``n_components >= n_features`` is a legitimate (overcomplete) code;
+    #: if not, fitting warns.
+    _overcomplete = False
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -251,7 +256,22 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 dataset = TensorDataset(torch.tensor(X, dtype=torch.float32, device=device))
         self._check_common(len(dataset), float(low), float(high))
         self._check_data(X)
+        if reset:
+            self._check_code_size()
         return dataset
+
+    def _check_code_size(self):
+        """Warn when the code is as wide as the input (unless it may be overcomplete)."""
+        if self._overcomplete or self.n_components < self.n_features_in_:
+            return
+        warnings.warn(
+            f"n_components={self.n_components} >= n_features={self.n_features_in_}: the code is "
+            f"at least as wide as the input, so {type(self).__name__} can learn to copy its "
+            "input instead of compressing it. Use n_components < n_features, or SparseAE for "
+            "an overcomplete code.",
+            UserWarning,
+            stacklevel=5,  # the caller of fit / partial_fit (through sklearn's _fit_context)
+        )
 
     def _max_epochs(self, n_samples):
         """Epoch budget; ``"auto"`` sizes training in optimiser steps."""

@@ -71,6 +71,8 @@ class SparseAE(BaseAutoencoder):
         """,
     }
 
+    _overcomplete = True  # sparsity keeps a code wider than the input informative
+
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,
         "sparsity": [StrOptions({"l1", "kl"})],

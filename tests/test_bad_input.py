@@ -154,3 +154,35 @@ def test_sparse_matches_dense():
     sparse = AE(n_components=2, max_epochs=3, random_state=0).fit(sp.csr_matrix(X))
     # same data, same seed: chunked sparse batches equal the dense ones here
     np.testing.assert_allclose(dense.transform(X), sparse.transform(sp.csr_matrix(X)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("Est", [AE, ConvAE, VAE])
+def test_code_as_wide_as_the_input_warns(Est):
+    X = BASE[:, :3]
+    with pytest.warns(UserWarning, match=r"n_components=3 >= n_features=3.*SparseAE"):
+        Est(n_components=3, max_epochs=1, random_state=0).fit(X)
+    with pytest.warns(UserWarning, match=r"n_components=100 >= n_features=3"):
+        Est(n_components=100, max_epochs=1, random_state=0).partial_fit(X)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AE(n_components=2, max_epochs=1),  # narrower than the input
+        lambda: SparseAE(n_components=10, max_epochs=1),  # overcomplete by design
+    ],
+)
+def test_no_code_size_warning_when_it_makes_sense(make):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = make().set_params(random_state=0).fit(BASE[:, :3])
+        est.partial_fit(BASE[:, :3])
+
+
+def test_code_size_warning_only_on_the_first_partial_fit():
+    est = AE(n_components=3, random_state=0)
+    with pytest.warns(UserWarning, match="n_components=3"):
+        est.partial_fit(BASE[:, :3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est.partial_fit(BASE[:, :3])
