@@ -30,8 +30,11 @@ from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net
 from skae._utils import (
     attribute_from_json,
+    cpu_copy,
     device_for_loading,
     make_seed,
+    optimizer_from_json,
+    optimizer_to_json,
     param_from_json,
     resolve_device,
     seeded,
@@ -50,32 +53,6 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: Prefix of the optimiser's tensors among the saved tensors ("/" is in no weight name).
 _OPTIMIZER_TENSORS = "optimizer/state/"
-
-
-def _cpu(tensor):
-    return tensor.detach().cpu().contiguous().clone()
-
-
-def _load_optimizer_state(optimizer, saved, tensors):
-    """Load a state saved by ``_get_fitted_state`` into a fresh ``optimizer``.
-
-    JSON turned tuples (e.g. Adam's ``betas``) into lists; the fresh
-    optimiser's own groups tell which values are tuples.
-    """
-    fresh = optimizer.state_dict()["param_groups"]
-    groups = [
-        {k: tuple(v) if isinstance(f.get(k), tuple) else v for k, v in group.items()}
-        for group, f in zip(saved["param_groups"], fresh)
-    ]
-    state = {int(i): dict(values) for i, values in saved["state"].items()}
-    for name, tensor in tensors.items():
-        if name.startswith(_OPTIMIZER_TENSORS):
-            index, key = name[len(_OPTIMIZER_TENSORS) :].split("/", 1)
-            state.setdefault(int(index), {})[key] = tensor
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise ValueError(f"the optimiser state does not match its parameters: {exc}") from None
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -616,24 +593,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             for name, value in vars(self).items()
             if name.endswith("_") and not name.startswith("_") and name != "net_"
         }
-        tensors = {k: _cpu(v) for k, v in net.module_.state_dict().items()}
-        optimizer = net.optimizer_.state_dict()
-        optimizer_state = {}
-        for index, values in optimizer["state"].items():
-            for key, value in values.items():
-                if torch.is_tensor(value):
-                    tensors[f"{_OPTIMIZER_TENSORS}{index}/{key}"] = _cpu(value)
-                else:
-                    optimizer_state.setdefault(str(index), {})[key] = to_json(value)
+        tensors = {k: cpu_copy(v) for k, v in net.module_.state_dict().items()}
+        optimizer, optimizer_tensors = optimizer_to_json(net.optimizer_, _OPTIMIZER_TENSORS)
+        tensors.update(optimizer_tensors)
         document = {
             "params": {k: to_json(v) for k, v in self.get_params(deep=False).items()},
             "attributes": attributes,
             "history": [{k: v for k, v in row.items() if k != "batches"} for row in net.history],
             "input_shape": list(getattr(net.module_, "input_shape", (self.n_features_in_,))),
-            "optimizer": {
-                "param_groups": to_json(optimizer["param_groups"]),
-                "state": optimizer_state,
-            },
+            "optimizer": optimizer,
         }
         return document, tensors
 
@@ -665,7 +633,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             raise ValueError(f"the weights do not match its parameters: {exc}") from None
         net.module_.to(device).eval()
         if "optimizer" in document:
-            _load_optimizer_state(net.optimizer_, document["optimizer"], tensors)
+            try:
+                optimizer_from_json(
+                    net.optimizer_, document["optimizer"], tensors, _OPTIMIZER_TENSORS
+                )
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise ValueError(
+                    f"the optimiser state does not match its parameters: {exc}"
+                ) from None
         net.history_ = History(document.get("history", []))
         estimator.net_ = net
         return estimator
