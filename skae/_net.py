@@ -61,6 +61,12 @@ OPTIMIZERS = {
 #: Rows per forward pass when scoring the validation split.
 VALID_BATCH_SIZE = 4096
 
+#: Ctrl-C during training is absorbed once: the fit ends early and keeps the weights
+#: of the last completed epoch. Another Ctrl-C within this many seconds, in any fit
+#: of the process, is not absorbed: it propagates, so that a loop of fits (e.g.
+#: ``GridSearchCV``) can be stopped by pressing Ctrl-C twice.
+INTERRUPT_WINDOW_S = 10.0
+
 
 class TensorBatchIterator:
     """Yield ``(X_batch, X_batch)`` from a dataset's ``batches`` (see :mod:`skae._data`).
@@ -130,13 +136,6 @@ class AutoencoderNet(NeuralNet):
             if name != "loss":
                 self.history.record_batch(f"{prefix}_{name}", value.item())
         return terms["loss"]
-
-
-#: Ctrl-C during training is absorbed once: the fit ends early and keeps the weights
-#: of the last completed epoch. Another Ctrl-C within this many seconds, in any fit
-#: of the process, is not absorbed: it propagates, so that a loop of fits (e.g.
-#: ``GridSearchCV``) can be stopped by pressing Ctrl-C twice.
-INTERRUPT_WINDOW_S = 10.0
 
 
 class _InterruptClock:
