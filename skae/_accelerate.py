@@ -222,10 +222,11 @@ class _AccelerateEstimatorMixin:
         net_kwargs = {
             "accelerator": self._accelerator(),
             "unwrap_after_train": False,
-            # AccelerateMixin configures a PrintLog: keep one, printing on rank 0 if verbose
-            "callbacks__print_log": LossTable(
-                terms=tuple(kwargs["terms"]), sink=_MainProcessPrint(kwargs["verbose"])
-            ),
+            # AccelerateMixin configures a PrintLog: keep one, printing on rank 0 if verbose.
+            # The sink goes through the parameter, which AccelerateMixin would otherwise
+            # set to accelerator.print (it prints whatever ``verbose`` says).
+            "callbacks__print_log": LossTable(terms=tuple(kwargs["terms"])),
+            "callbacks__print_log__sink": _MainProcessPrint(kwargs["verbose"]),
         }
         return build_net(**kwargs, net_class=AcceleratedAutoencoderNet, net_kwargs=net_kwargs)
 
