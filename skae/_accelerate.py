@@ -218,6 +218,11 @@ class _AccelerateEstimatorMixin:
         if hasattr(self, "net_") and self.net_.accelerator is None:  # e.g. unpickled
             self.net_.accelerator = accelerator
 
+    def _init_module(self, net, summary):
+        # net.initialize() has wrapped the module (DDP); every process computes
+        # the same initialisation from the same rows and the same seed.
+        net.accelerator.unwrap_model(net.module_).init_from_data(summary)
+
     def _make_net(self, **kwargs):
         net_kwargs = {
             "accelerator": self._accelerator(),

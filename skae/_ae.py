@@ -1,5 +1,7 @@
 """The vanilla autoencoder."""
 
+from sklearn.utils._param_validation import StrOptions
+
 from skae._base import BaseAutoencoder
 from skae._docs import fill_doc
 from skae._losses import ReconstructionLoss
@@ -53,6 +55,58 @@ class AE(BaseAutoencoder):
         """,
     }
 
+    _parameter_constraints: dict = {
+        **BaseAutoencoder._parameter_constraints,
+        "init": [StrOptions({"pca", "random"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256,),
+        activation="relu",
+        output_activation=None,
+        loss="mse",
+        noise=None,
+        noise_level=0.1,
+        max_epochs="auto",
+        batch_size="auto",
+        lr="auto",
+        optimizer="adam",
+        weight_decay=0.0,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        init="pca",
+    ):
+        super().__init__(
+            n_components=n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            output_activation=output_activation,
+            loss=loss,
+            noise=noise,
+            noise_level=noise_level,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.init = init
+
     def _module(self, n_features):
         return MLPAutoencoder, dict(
             n_features=n_features,
@@ -62,6 +116,7 @@ class AE(BaseAutoencoder):
             output_activation=self.output_activation,
             noise=self.noise,
             noise_level=self.noise_level,
+            linear_path=self.init == "pca" and self.output_activation is None,
         )
 
     def _criterion(self):

@@ -7,6 +7,7 @@ tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
 """
 
 import copy
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -24,10 +25,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.history import History
 
-from skae._data import LazyDataset, MemmapSource, SparseSource, TensorDataset, iter_chunks
+from skae._data import (
+    LazyDataset,
+    MemmapSource,
+    SparseSource,
+    TensorDataset,
+    iter_chunks,
+    n_holdout,
+    summarize,
+)
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
-from skae._net import OPTIMIZERS, build_net
+from skae._net import OPTIMIZERS, build_net, module_cost
 from skae._utils import (
     attribute_from_json,
     cpu_copy,
@@ -45,9 +54,37 @@ from skae._utils import (
 #: memory for large ``X`` while most calls run as a single batch.
 INFERENCE_BYTES = 64 * 2**20
 
-#: ``max_epochs="auto"``: about this many optimiser steps, within AUTO_EPOCHS.
-AUTO_STEPS = 8000
-AUTO_EPOCHS = (20, 200)
+#: ``batch_size="auto"``: about this many optimiser steps per epoch, with a
+#: batch of a power of two rows within AUTO_BATCH (larger batches for more
+#: rows: on a CPU a step's fixed cost dominates small batches), and at most
+#: about AUTO_BATCH_WORK / (the model's multiply-adds per row) rows (but at
+#: least AUTO_BATCH_WIDE): a costly model gains no speed from larger
+#: batches, only fewer steps.
+AUTO_STEPS_PER_EPOCH = 16
+AUTO_BATCH = (32, 512)
+AUTO_BATCH_WORK = 1.2e8
+AUTO_BATCH_WIDE = 64
+
+#: ``lr="auto"``: this rate at AUTO_BATCH[0] rows per step, growing as the square
+#: root of the batch size (e.g. 2.8e-3 at 64 rows, 8e-3 at 512), per optimiser.
+AUTO_LR = {"adam": 2e-3, "adamw": 2e-3, "rmsprop": 2e-3, "sgd": 2e-2}
+
+#: ``max_epochs="auto"``: epochs such that training costs about AUTO_BUDGET
+#: multiply-adds (rows x the module's multiply-adds per row x epochs), within
+#: AUTO_EPOCHS: narrow data get the most epochs, wide data or many rows fewer.
+AUTO_BUDGET = 1.4e11
+AUTO_EPOCHS = (10, 100)
+
+#: Fraction of the optimiser steps over which the learning rate warms up.
+WARMUP_FRACTION = 0.05
+
+#: Learning-rate multiplier of a linear path started at PCA's solution: it is
+#: already a good solution, the nonlinear branches have everything to learn.
+LINEAR_PATH_LR_SCALE = 0.3
+
+#: ``early_stopping="auto"`` holds out a validation set when it gets at least
+#: this many rows.
+AUTO_MIN_VALID = 2
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -62,6 +99,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     #: if not, fitting warns.
     _overcomplete = False
 
+    #: Learning-rate multiplier of the module's linear path (``init="pca"``).
+    _linear_lr_scale = LINEAR_PATH_LR_SCALE
+
+    #: ``max_epochs="auto"``'s budget of multiply-adds (see AUTO_BUDGET).
+    _auto_budget = AUTO_BUDGET
+
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -71,11 +114,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "noise": [None, StrOptions({"gaussian", "mask"})],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -95,11 +138,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         noise=None,
         noise_level=0.1,
         max_epochs="auto",
-        batch_size=64,
-        lr=1e-3,
+        batch_size="auto",
+        lr="auto",
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -153,6 +196,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         group here, before the device is resolved.
         """
 
+    def _init_module(self, net, summary):
+        """Fit the initialised module to the data (normalisation, PCA's solution).
+
+        ``summary`` is a :class:`skae._data.DataSummary` of the training rows.
+        Subclasses whose net wraps the module (e.g. in DDP) unwrap it here.
+        """
+        net.module_.init_from_data(summary)
+
     def _make_net(self, **kwargs):
         """Build the skorch net from :func:`skae._net.build_net`'s arguments.
 
@@ -195,7 +246,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "X holds values too large for float32 training (|x| > 3.4e38). "
                 "Scale the data first (e.g. StandardScaler)."
             )
-        if self.early_stopping and (
+        if self.early_stopping is True and (
             n_samples < 2 or round(self.validation_fraction * n_samples) < 1
         ):
             raise ValueError(
@@ -250,16 +301,47 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             stacklevel=5,  # the caller of fit / partial_fit (through sklearn's _fit_context)
         )
 
-    def _max_epochs(self, n_samples):
-        """Epoch budget; ``"auto"`` sizes training in optimiser steps."""
-        if self.max_epochs != "auto":
-            return self.max_epochs
-        n_train = n_samples - (
-            round(self.validation_fraction * n_samples) if self.early_stopping else 0
-        )
-        steps_per_epoch = -(-n_train // self.batch_size)
-        low, high = AUTO_EPOCHS
-        return int(min(high, max(low, -(-AUTO_STEPS // steps_per_epoch))))
+    def _plan(self, n_samples, cost):
+        """Resolve the ``"auto"`` training parameters for ``n_samples`` rows.
+
+        ``cost`` is the module's multiply-adds per row. Returns a dict with
+        ``n_valid`` (rows held out, 0 for none), ``batch_size``, ``lr``,
+        ``max_epochs``, ``total_steps`` and ``warmup_steps``.
+        """
+        n_valid = 0
+        if self.early_stopping is True:
+            n_valid = n_holdout(self.validation_fraction, n_samples)
+        elif self.early_stopping == "auto":
+            candidate = n_holdout(self.validation_fraction, n_samples)
+            if candidate >= AUTO_MIN_VALID and n_samples - candidate >= 1:
+                n_valid = candidate
+        n_train = n_samples - n_valid
+        if self.batch_size == "auto":
+            power = round(math.log2(max(1.0, n_train / AUTO_STEPS_PER_EPOCH)))
+            largest = 2 ** round(math.log2(max(1.0, AUTO_BATCH_WORK / max(1, cost))))
+            largest = min(AUTO_BATCH[1], max(AUTO_BATCH_WIDE, largest))
+            batch_size = int(min(largest, max(AUTO_BATCH[0], 2**power)))
+        else:
+            batch_size = self.batch_size
+        if self.lr == "auto":
+            lr = AUTO_LR[self.optimizer] * math.sqrt(batch_size / AUTO_BATCH[0])
+        else:
+            lr = float(self.lr)
+        steps_per_epoch = math.ceil(n_train / batch_size)
+        if self.max_epochs == "auto":
+            epochs = self._auto_budget / (max(1, n_train) * max(1, cost))
+            max_epochs = int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], round(epochs))))
+        else:
+            max_epochs = self.max_epochs
+        total_steps = max_epochs * steps_per_epoch
+        return {
+            "n_valid": n_valid,
+            "batch_size": batch_size,
+            "lr": lr,
+            "max_epochs": max_epochs,
+            "total_steps": total_steps,
+            "warmup_steps": int(WARMUP_FRACTION * total_steps),
+        }
 
     def _validate(self, X, reset):
         return validate_data(
@@ -303,16 +385,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._before_training()
         device = resolve_device(self.device)
         dataset = self._training_data(X, device, reset=True)
+        module, module_kwargs = self._module(self.n_features_in_)
+        plan = self._plan(len(dataset), module_cost(module, module_kwargs))
         with seeded(make_seed(self.random_state), device):
-            net = self._new_net(
-                device,
-                max_epochs=self._max_epochs(len(dataset)),
-                validation_fraction=self.validation_fraction if self.early_stopping else None,
-            )
-            net.fit(dataset, None)
+            net = self._new_net(device, plan)
+            net.initialize()
+            self._init_module(net, summarize(dataset))
+            net.partial_fit(dataset, None)
         self.net_ = net
         self.n_samples_seen_ = len(dataset)
+        self._set_plan_attributes(plan)
         self._after_training()
+        self._check_outcome(dataset)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -356,18 +440,49 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         seed = seed if first else (seed + self.n_iter_) % 2**63
         with seeded(seed, device):
             if first:
-                self.net_ = self._new_net(device, max_epochs=1, validation_fraction=None)
+                plan = self._continued_plan(len(dataset))
+                self.net_ = self._new_net(device, plan)
                 self.net_.initialize()
+                self._init_module(self.net_, summarize(dataset))
                 self.n_samples_seen_ = 0
+                self._set_plan_attributes(plan)
+            elif self.net_.train_split is not None:
+                # A net fitted with early stopping: partial_fit trains on whole
+                # chunks, with no split and no stop on the validation loss.
+                self.net_.set_params(
+                    train_split=None, callbacks__early_stopping__monitor="train_loss"
+                )
             self.net_.partial_fit(dataset, None, epochs=1)
         self.n_samples_seen_ += len(dataset)
         self._after_training()
+        self._check_outcome(dataset)
         return self
 
-    def _new_net(self, device, *, max_epochs, validation_fraction):
-        """Build the skorch net; it creates the module when initialised (in a seeded RNG)."""
+    def _continued_plan(self, n_samples):
+        """The plan of a net trained one pass at a time (``partial_fit``, or loaded).
+
+        No validation split and a constant learning rate (no schedule); the
+        batch size and rate are resolved from ``n_samples`` rows.
+        """
+        plan = self._plan(n_samples, module_cost(*self._module(self.n_features_in_)))
+        plan.update(n_valid=0, max_epochs=1, total_steps=None, warmup_steps=0)
+        return plan
+
+    def _set_plan_attributes(self, plan):
+        self.batch_size_ = plan["batch_size"]
+        self.lr_ = plan["lr"]
+        self.max_epochs_ = plan["max_epochs"]
+
+    def _new_net(self, device, plan):
+        """Build the skorch net for ``plan`` (see :meth:`_plan`).
+
+        It creates the module when initialised, inside the caller's seeded
+        RNG state.
+        """
         criterion, criterion_kwargs, terms = self._criterion()
         module, module_kwargs = self._module(self.n_features_in_)
+        linear_path = bool(module_kwargs.get("linear_path"))
+        validation_fraction = self.validation_fraction if plan["n_valid"] else None
         return self._make_net(
             module=module,
             module_kwargs=module_kwargs,
@@ -375,16 +490,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             criterion_kwargs=criterion_kwargs,
             terms=terms,
             optimizer=self.optimizer,
-            lr=self.lr,
+            lr=plan["lr"],
             weight_decay=self.weight_decay,
-            max_epochs=max_epochs,
-            batch_size=self.batch_size,
+            max_epochs=plan["max_epochs"],
+            batch_size=plan["batch_size"],
             validation_fraction=validation_fraction,
-            early_stopping=self.early_stopping and validation_fraction is not None,
+            early_stopping=validation_fraction is not None,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             device=device,
             verbose=int(self.verbose),
+            total_steps=plan["total_steps"],
+            warmup_steps=plan["warmup_steps"],
+            param_groups=[("linear.*", {"lr_scale": self._linear_lr_scale})] if linear_path else (),
+            reference=linear_path,
+            validation_noise=(self.noise, self.noise_level) if self.noise else None,
         )
 
     def _after_training(self):
@@ -411,6 +531,55 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if "valid_loss" in history[-1]:
             self.validation_scores_ = -np.asarray(history[:, "valid_loss"], dtype=float)
             self.best_validation_score_ = float(self.validation_scores_.max())
+            best = callbacks.get("best_weights")
+            if best is not None and best.best_epoch_ is not None:
+                self.best_epoch_ = int(best.best_epoch_)
+
+    #: Rows whose codes :meth:`_check_outcome` inspects.
+    _OUTCOME_ROWS = 2048
+
+    def _dead_units(self, codes):
+        """Mask of the code units that are dead: constant over ``codes``' rows."""
+        spread = codes.std(dim=0) if len(codes) > 1 else codes.abs().max(dim=0).values
+        return spread <= 1e-6 * max(float(spread.max()), 1e-30)
+
+    def _dead_units_remedy(self):
+        return (
+            "The data may have fewer than n_components independent directions: use a "
+            "smaller n_components."
+        )
+
+    def _check_outcome(self, dataset):
+        """Warn, with a remedy, when training ended in a degenerate state.
+
+        - Dead code units: units constant over the training rows carry no
+          information (e.g. ReLU units that never fire).
+        - No progress: the training loss never went below its first epoch's.
+        """
+        module = self.net_.module_
+        rows = next(dataset.batches(self._OUTCOME_ROWS, shuffle=False))
+        with torch.inference_mode():
+            codes = module.encode(rows).float()
+        dead = int(self._dead_units(codes).sum()) if len(codes) > 1 else 0
+        if dead:
+            warnings.warn(
+                f"{dead} of {codes.shape[1]} code units of {type(self).__name__} are dead: "
+                "constant over the training data, so they carry no information. "
+                + self._dead_units_remedy(),
+                UserWarning,
+                stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
+            )
+        curve = self.loss_curve_
+        stalled = curve.min() >= curve[0] - abs(curve[0]) * max(self.tol, 1e-6)
+        if len(curve) >= 3 and np.all(np.isfinite(curve)) and stalled:
+            warnings.warn(
+                f"{type(self).__name__} made no progress: the training loss never went below "
+                f"its first epoch's ({curve[0]:.4g}) by more than a relative tol. Try another "
+                "lr (lr='auto' sizes it to the batch), more epochs (max_epochs), or check the "
+                "data (e.g. constant features).",
+                UserWarning,
+                stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
+            )
 
     # -- inference -----------------------------------------------------------
 
@@ -624,7 +793,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             setattr(estimator, name, attribute_from_json(value))
         device = resolve_device(estimator.device)
         with seeded(0, "cpu"):  # the initial weights are overwritten below
-            net = estimator._new_net(device, max_epochs=1, validation_fraction=None)
+            plan = estimator._continued_plan(getattr(estimator, "n_samples_seen_", 1))
+            for key in ("batch_size", "lr"):  # the values the fit resolved, when saved
+                plan[key] = getattr(estimator, key + "_", plan[key])
+            net = estimator._new_net(device, plan)
             net.initialize()
         weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_TENSORS)}
         try:

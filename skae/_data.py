@@ -169,11 +169,26 @@ class LazyDataset(torch.utils.data.Dataset):
         return row, row
 
     def block(self, start, stop):
-        """Rows ``index[start:stop]`` as a float32 tensor on the device."""
+        """Rows ``index[start:stop]`` as a float32 tensor on the device.
+
+        Consecutive ids are read as one span; the rows of a subset (e.g. a
+        validation split, scattered over the source) are picked from spans
+        of at most one chunk, so memory stays bounded by the rows returned
+        plus one chunk.
+        """
         ids = self.index[start:stop]
-        rows = self.source.read(int(ids[0]), int(ids[-1]) + 1)
-        if len(rows) != len(ids):  # a subset (validation split): pick its rows
-            rows = rows[ids - ids[0]]
+        first, last = int(ids[0]), int(ids[-1]) + 1
+        if last - first == len(ids):
+            rows = self.source.read(first, last)
+        else:
+            step = chunk_rows(self.source.shape[1])
+            parts = []
+            for lo in range(first, last, step):
+                hi = min(last, lo + step)
+                wanted = ids[(ids >= lo) & (ids < hi)]
+                if len(wanted):
+                    parts.append(self.source.read(lo, hi)[wanted - lo])
+            rows = np.concatenate(parts)
         return torch.as_tensor(np.asarray(rows, dtype=np.float32), device=self.device)
 
     def subset(self, positions):
@@ -218,3 +233,96 @@ class LazyDataset(torch.utils.data.Dataset):
         positions = np.arange(start, min(n, start + per))
         positions = np.resize(positions, per) if len(positions) else np.arange(n - per, n)
         return self.subset(positions)
+
+
+#: Above this many features the covariance matrix is not formed: the
+#: principal axes come from a randomised SVD of a sample of rows.
+MAX_COVARIANCE_FEATURES = 4096
+
+#: Rows of the random sample kept by :func:`summarize` (for quantiles, and
+#: for the principal axes of very wide data): at most SAMPLE_ROWS, and at most
+#: SAMPLE_BYTES of float32 (but at least 1,000 rows).
+SAMPLE_ROWS = 10_000
+SAMPLE_BYTES = 8 * 2**20
+
+
+class DataSummary:
+    """What an autoencoder's initialisation needs to know of its training data.
+
+    Attributes
+    ----------
+    mean, var : float64 tensors of shape (n_features,)
+        Per-feature mean and (population) variance, over all rows.
+    cov : float64 tensor of shape (n_features, n_features) or None
+        Covariance matrix (``None`` above ``MAX_COVARIANCE_FEATURES``).
+    sample : float32 tensor
+        Up to ``SAMPLE_ROWS`` rows drawn at random (torch's RNG).
+    """
+
+    def __init__(self, mean, var, cov, sample):
+        self.mean, self.var, self.cov, self.sample = mean, var, cov, sample
+
+    def principal_axes(self, n_components):
+        """``(axes, variances)``: the top principal directions, as columns, and their variances.
+
+        From the covariance's eigendecomposition when it was formed, else a
+        randomised SVD of the sample (``torch.svd_lowrank``).
+        """
+        if self.cov is not None:
+            values, vectors = torch.linalg.eigh(self.cov)
+            order = torch.argsort(values, descending=True)[:n_components]
+            return vectors[:, order], values[order].clamp(min=0.0)
+        centred = self.sample.to(torch.float64) - self.mean
+        q = min(n_components, *centred.shape)
+        _, s, v = torch.svd_lowrank(centred, q=q, niter=4)
+        return v, s.square() / max(1, len(centred) - 1)
+
+
+def summarize(dataset):
+    """A :class:`DataSummary` of a dataset's rows, read in chunks (exact moments).
+
+    The moments are accumulated in float64 around the first chunk's mean (a
+    shifted, numerically stable one-pass form), one chunk of
+    :data:`CHUNK_BYTES` at a time, so the memory used stays bounded whatever
+    the number of rows.
+    """
+    n = len(dataset)
+    n_features = dataset[0][0].shape[-1] if n else 1
+    chunk = chunk_rows(n_features)
+    rows = min(SAMPLE_ROWS, max(1000, SAMPLE_BYTES // (4 * n_features)))
+    sample_ids = torch.randperm(n)[:rows].sort().values
+    wide = None
+    shift = total = second = None
+    count, picked, start = 0, [], 0
+    # float64 work in sub-blocks of about 1 MiB: large temporary buffers, freed and
+    # allocated again chunk after chunk, fragment the heap and inflate memory.
+    step = max(1, 2**20 // (8 * n_features))
+    for block in dataset.batches(chunk, shuffle=False):
+        ids = sample_ids[(sample_ids >= start) & (sample_ids < start + len(block))] - start
+        picked.append(block[ids].to("cpu", torch.float32))
+        start += len(block)
+        for i in range(0, len(block), step):
+            rows = block[i : i + step].to("cpu", torch.float64)
+            if shift is None:
+                shift = rows.mean(dim=0)
+                wide = rows.shape[1] > MAX_COVARIANCE_FEATURES
+                total = torch.zeros_like(shift)
+                d = len(shift)
+                second = torch.zeros(d if wide else (d, d), dtype=rows.dtype)
+            rows -= shift
+            total += rows.sum(dim=0)
+            if wide:
+                second += rows.square().sum(dim=0)
+            else:
+                second.addmm_(rows.T, rows)
+            count += len(rows)
+    mean_shift = total / count
+    mean = shift + mean_shift
+    if wide:
+        var = second / count - mean_shift.square()
+        cov = None
+    else:
+        cov = second / count - torch.outer(mean_shift, mean_shift)
+        cov = 0.5 * (cov + cov.T)
+        var = cov.diagonal().clone()
+    return DataSummary(mean, var.clamp(min=0.0), cov, torch.cat(picked))

@@ -60,15 +60,35 @@ noise_level : float, default={default}
     "max_epochs": """\
 max_epochs : int or "auto", default={default}
     Maximum number of passes over the training data. ``"auto"`` sizes
-    training in optimiser steps: about 8000 steps, within 20 to 200
-    epochs (200 epochs on 1,400 rows, 64 on 8,000, 20 on 60,000 at the
-    default batch size). Training may stop earlier on a plateau.""",
+    training to the data and the model: epochs such that the training
+    costs about 8e10 multiply-adds (rows x the model's multiply-adds per
+    row x epochs), within 10 to 100 (100 on tables of up to a few
+    thousand rows, about 24 for a dense model on 7,000 MNIST images).
+    The learning rate warms up over the first 5% of the steps and then
+    decays to zero along a half cosine; training may stop earlier on a
+    plateau (see ``n_iter_no_change``).""",
     "batch_size": """\
-batch_size : int, default={default}
-    Rows per optimiser step.""",
+batch_size : int or "auto", default={default}
+    Rows per optimiser step. ``"auto"``: about 16 steps per epoch, as a
+    power of two between 32 and 512 rows (larger batches for more rows:
+    on a CPU, a step's fixed cost dominates small batches).""",
     "lr": """\
-lr : float, default={default}
-    Learning rate.""",
+lr : float or "auto", default={default}
+    Peak learning rate. ``"auto"``: 2e-3 for Adam, AdamW and RMSprop
+    (2e-2 for SGD) at 32 rows per step, growing as the square root of
+    the batch size (2.8e-3 at 64 rows, 8e-3 at 512).""",
+    "init": """\
+init : {"pca", "random"}, default={default}
+    How the model starts. ``"pca"``: beside the nonlinear encoder and
+    decoder, a linear path from the input to the code and from the code
+    to the output is set to PCA's solution on the training data (whitened
+    codes), and the nonlinear branches' output layers start at zero, so
+    training starts exactly where PCA ends; with early stopping, the
+    trained weights replace PCA's only if they are significantly better
+    on the validation rows. It applies with ``output_activation=None``
+    (for other outputs the decoder does not work in the data's units and
+    the model starts from random weights). ``"random"``: the plain
+    network, with random weights.""",
     "optimizer": """\
 optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default={default}
     The torch optimiser.""",
@@ -76,14 +96,16 @@ optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default={default}
 weight_decay : float, default={default}
     L2 penalty (decoupled for ``"adamw"``).""",
     "early_stopping": """\
-early_stopping : bool, default={default}
+early_stopping : bool or "auto", default={default}
     If True, hold out ``validation_fraction`` of the rows, stop when the
     validation loss has not improved by a relative ``tol`` for
-    ``n_iter_no_change`` epochs, and keep the best weights. If False,
-    stop when the training loss plateaus in the same sense.""",
+    ``n_iter_no_change`` epochs, and keep the weights of the best epoch
+    (the initial weights included). If False, train on all rows and stop
+    when the training loss plateaus in the same sense. ``"auto"``: True
+    when the held-out fraction is at least 2 rows.""",
     "validation_fraction": """\
 validation_fraction : float, default={default}
-    Fraction of the rows held out when ``early_stopping=True``.""",
+    Fraction of the rows held out when early stopping is on.""",
     "n_iter_no_change": """\
 n_iter_no_change : int, default={default}
     Epochs without improvement before stopping.""",
@@ -123,14 +145,31 @@ n_iter_ : int
     Number of epochs run.
 
 loss_curve_ : ndarray of shape (`n_iter_`,)
-    Training loss at the end of each epoch.
+    Training loss at the end of each epoch. With ``loss="mse"`` it is
+    computed on the data divided by their global scale (the root mean
+    variance of the features), i.e. as a fraction of the variance left
+    unexplained, whatever the data's units.
 
 validation_scores_ : ndarray of shape (`n_iter_`,)
     Negative validation loss of each epoch (higher is better). Only
-    when ``early_stopping=True``.
+    when early stopping is on.
 
 best_validation_score_ : float
-    Best of ``validation_scores_``. Only when ``early_stopping=True``."""
+    Best of ``validation_scores_``. Only when early stopping is on.
+
+best_epoch_ : int
+    Epoch whose weights the model keeps (0: the initial weights, e.g.
+    PCA's solution when training did not beat it significantly). Only
+    when early stopping is on.
+
+batch_size_ : int
+    Rows per optimiser step (``batch_size`` resolved).
+
+lr_ : float
+    Peak learning rate (``lr`` resolved).
+
+max_epochs_ : int
+    Epoch budget (``max_epochs`` resolved)."""
 
 #: The class docstring of the ``skae.distributed.Accelerated*`` estimators.
 ACCELERATED_CLASS_DOC = """{summary}

@@ -37,6 +37,15 @@ OUTPUT_ACTIVATIONS = {
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 12.0
 
 
+def corrupt(x, kind, level):
+    """``x`` corrupted by ``kind`` noise of ``level`` (see :class:`Corruption`)."""
+    if kind is None or level == 0.0:
+        return x
+    if kind == "gaussian":
+        return x + level * torch.randn_like(x)
+    return x * (torch.rand_like(x) >= level)
+
+
 class Corruption(nn.Module):
     """Input corruption for denoising autoencoders, active in training only.
 
@@ -55,12 +64,7 @@ class Corruption(nn.Module):
         self.level = float(level)
 
     def forward(self, x):
-        if not self.training or self.kind is None or self.level == 0.0:
-            return x
-        if self.kind == "gaussian":
-            return x + self.level * torch.randn_like(x)
-        keep = torch.rand_like(x) >= self.level
-        return x * keep
+        return corrupt(x, self.kind, self.level) if self.training else x
 
     def extra_repr(self):
         return f"kind={self.kind!r}, level={self.level}"
@@ -76,11 +80,146 @@ def mlp(sizes, activation, last_activation=True):
     return nn.Sequential(*layers)
 
 
+def _last_linear(layers):
+    return [m for m in layers.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))][-1]
+
+
+def zero_output(layers):
+    """Zero the weights and bias of the last ``Linear`` / conv layer of ``layers``.
+
+    A branch whose output layer is zero adds nothing until it is trained, so
+    a model made of a linear path plus such branches starts exactly at the
+    linear path's solution (gradients still reach the output layer).
+    """
+    last = _last_linear(layers)
+    nn.init.zeros_(last.weight)
+    if last.bias is not None:
+        nn.init.zeros_(last.bias)
+
+
+#: Quantiles of each standardised feature (over the training rows) that bound
+#: the inputs of the nonlinear branches: beyond them the branches see the
+#: bound, so a row far outside the training data gets the linear path's
+#: reconstruction plus a bounded correction, never an extrapolated one.
+BRANCH_QUANTILE = 0.005
+
+#: Bound, in standard deviations, of each code unit fed to the decoder's
+#: nonlinear branch when the code is whitened (a linear path is present).
+CODE_BOUND = 5.0
+
+#: Rows used to estimate the branch bounds (quantiles).
+QUANTILE_ROWS = 10_000
+
+_BIG = 1e30
+
+
+class DataScaling(nn.Module):
+    """Fixed maps fitted to the training data, held as buffers.
+
+    - ``normalize(x) = (x - center) / scale``: per-feature centring and one
+      *global* scale (the root mean variance), which keeps the relative
+      weight of the features in the reconstruction error, as PCA's objective
+      does; a model trained on ``normalize(x)`` sees data of unit mean
+      variance whatever the data's units.
+    - ``branch_input(x_n)``: each normalised feature divided by its own
+      standard deviation (if ``standardize``) and clamped to its training
+      quantiles ``[low, high]``: the input of the nonlinear branches.
+
+    Before :meth:`fit` every map is the identity (``center=0``, ``scale=1``,
+    no bounds), so a module built and then loaded from a state dict gets
+    the fitted buffers from it.
+    """
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.register_buffer("center", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("feature_scale", torch.ones(n_features))
+        self.register_buffer("low", torch.full((n_features,), -_BIG))
+        self.register_buffer("high", torch.full((n_features,), _BIG))
+
+    @torch.no_grad()
+    def fit(self, mean, var, sample, standardize=True):
+        """Set the buffers from the training data's moments and a sample of rows.
+
+        ``mean`` and ``var`` (per feature) are float64 tensors; ``sample`` is
+        a tensor of rows. Constant features keep a unit scale.
+        """
+        var = var.clamp(min=0.0)
+        scale = float(var.mean().sqrt())
+        scale = scale if math.isfinite(scale) and scale > 0 else 1.0
+        self.center.copy_(mean)
+        self.scale.fill_(scale)
+        feature = (var.sqrt() / scale) if standardize else torch.ones_like(var)
+        feature = torch.where(feature > 1e-12, feature, torch.ones_like(feature))
+        self.feature_scale.copy_(feature)
+        if len(sample) >= 2:  # float32, in place: the sample may be large
+            u = sample.to(torch.float32, copy=True).sub_(mean.float()).div_(scale * feature.float())
+            q = torch.tensor([BRANCH_QUANTILE, 1.0 - BRANCH_QUANTILE])
+            low, high = torch.quantile(u, q, dim=0)
+            self.low.copy_(low)
+            self.high.copy_(high)
+
+    def normalize(self, x):
+        return (x - self.center) / self.scale
+
+    def denormalize(self, y):
+        return y * self.scale + self.center
+
+    def branch_input(self, x_n):
+        return torch.minimum(torch.maximum(x_n / self.feature_scale, self.low), self.high)
+
+
+class LinearPath(nn.Module):
+    """``encode_linear`` (features -> code) and ``decode_linear`` (code -> features).
+
+    :meth:`init_pca` sets them to PCA's whitened solution on normalised data:
+    the code is the principal-component scores divided by their standard
+    deviations, and the decoder maps them back, so the two together are
+    exactly PCA's projection.
+    """
+
+    def __init__(self, n_features, n_components):
+        super().__init__()
+        self.encode_linear = nn.Linear(n_features, n_components)
+        self.decode_linear = nn.Linear(n_components, n_features)
+
+    @torch.no_grad()
+    def init_pca(self, axes, values):
+        """Set PCA's solution from the principal ``axes`` (columns) and their ``values``.
+
+        ``values`` are the variances along the axes, in the normalised units
+        the path works in; at most ``n_components`` axes are used (fewer
+        leave the remaining code units at zero).
+        """
+        k = self.encode_linear.out_features
+        axes, values = axes[:, :k], values[:k]
+        sd = values.clamp(min=0.0).sqrt()
+        sd = torch.where(sd > 1e-12 * max(float(sd[0]), 1e-300), sd, torch.ones_like(sd))
+        weight = torch.zeros_like(self.encode_linear.weight, dtype=torch.float64)
+        weight[: axes.shape[1]] = (axes / sd).T
+        back = torch.zeros_like(self.decode_linear.weight, dtype=torch.float64)
+        back[:, : axes.shape[1]] = axes * sd
+        self.encode_linear.weight.copy_(weight)
+        self.decode_linear.weight.copy_(back)
+        self.encode_linear.bias.zero_()  # the data are centred by DataScaling
+        self.decode_linear.bias.zero_()
+
+
 class MLPAutoencoder(nn.Module):
     """Dense autoencoder ``n_features -> hidden -> n_components -> mirror``.
 
-    The code layer is linear unless ``code_activation`` is given (the sparse
-    autoencoder's KL penalty needs sigmoid code units).
+    Inputs are normalised by :class:`DataScaling` (fitted by
+    :meth:`init_from_data`); for an identity output the reconstruction is
+    mapped back to the data's units. The code layer is linear unless
+    ``code_activation`` is given (a sparse code).
+
+    With ``linear_path=True`` the model is a linear path (PCA's solution
+    after :meth:`init_from_data`) plus nonlinear branches whose output layers
+    start at zero: ``code = encode_linear(x_n) + encoder(x_n)`` and
+    ``x_n_hat = decode_linear(code) + decoder(code)``. Training therefore
+    starts exactly where PCA ends. The branches see inputs bounded to the
+    training range (``DataScaling.branch_input``, ``CODE_BOUND``).
     """
 
     def __init__(
@@ -93,30 +232,81 @@ class MLPAutoencoder(nn.Module):
         code_activation=None,
         noise=None,
         noise_level=0.0,
+        linear_path=False,
     ):
         super().__init__()
         hidden = tuple(hidden_layer_sizes)
+        self.scaling = DataScaling(n_features)
         self.corrupt = Corruption(noise, noise_level)
         self.encoder = nn.Sequential(
             mlp((n_features, *hidden), activation),
             nn.Linear(hidden[-1] if hidden else n_features, n_components),
-            ACTIVATIONS[code_activation]() if code_activation else nn.Identity(),
         )
+        self.code_activation = ACTIVATIONS[code_activation]() if code_activation else None
         self.decoder = mlp(
             (n_components, *hidden[::-1], n_features), activation, last_activation=False
         )
         self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
+        self.identity_output = output_activation is None
+        self.linear = LinearPath(n_features, n_components) if linear_path else None
+        if self.linear is not None:
+            zero_output(self.encoder)
+            zero_output(self.decoder)
+
+    @torch.no_grad()
+    def init_from_data(self, summary):
+        """Fit the normalisation (and PCA's solution for the linear path) to the data.
+
+        ``summary`` is a :class:`skae._data.DataSummary` of the training rows.
+        """
+        self.scaling.fit(summary.mean, summary.var, summary.sample)
+        if self.linear is not None:
+            axes, values = summary.principal_axes(self.linear.encode_linear.out_features)
+            self.linear.init_pca(axes, values / float(self.scaling.scale) ** 2)
+
+    def use_reference(self, on):
+        """No-op: with a linear path, the initial weights are PCA's solution."""
+
+    def _code(self, x_n):
+        pre = self.encoder(self.scaling.branch_input(x_n))
+        if self.linear is not None:
+            pre = pre + self.linear.encode_linear(x_n)
+        return pre
+
+    def _output(self, code):
+        if self.linear is not None:
+            bounded = code.clamp(-CODE_BOUND, CODE_BOUND)
+            y = self.decoder(bounded) + self.linear.decode_linear(code)
+        else:
+            y = self.decoder(code)
+        return y
+
+    def _activate(self, pre):
+        return pre if self.code_activation is None else self.code_activation(pre)
 
     def encode(self, x):
-        return self.encoder(x)
+        return self._activate(self._code(self.scaling.normalize(x)))
 
     def decode(self, z):
-        return self.output_activation(self.decoder(z))
+        y = self._output(z)
+        return self.scaling.denormalize(y) if self.identity_output else self.output_activation(y)
 
     def forward(self, x):
-        code = self.encoder(self.corrupt(x))
-        logits = self.decoder(code)
-        return {"recon": self.output_activation(logits), "logits": logits, "code": code}
+        pre = self._code(self.scaling.normalize(self.corrupt(x)))
+        code = self._activate(pre)
+        y = self._output(code)
+        recon = self.scaling.denormalize(y) if self.identity_output else self.output_activation(y)
+        return {
+            "recon": recon,
+            "logits": y,
+            "code": code,
+            "code_pre": pre,
+            "scale": self.scaling.scale,
+        }
+
+    def cost(self):
+        """Multiply-adds of one forward pass of one row (for sizing training)."""
+        return sum(p.numel() for p in self.parameters() if p.dim() > 1)
 
 
 class GaussianLikelihoodScale(nn.Module):
@@ -131,7 +321,14 @@ class GaussianLikelihoodScale(nn.Module):
 
 
 class VariationalAutoencoder(nn.Module):
-    """Dense VAE: the encoder outputs the mean and log-variance of q(z|x)."""
+    """Dense VAE: the encoder outputs the mean and log-variance of q(z|x).
+
+    Inputs are normalised by :class:`DataScaling` (fitted by
+    :meth:`init_from_data`). For an identity output the decoder's mean is
+    mapped back to the data's units and the learned observation variance is
+    parametrised on the normalised scale (``obs_logvar`` is returned in the
+    data's units), so the likelihood is that of the data themselves.
+    """
 
     def __init__(
         self,
@@ -147,6 +344,7 @@ class VariationalAutoencoder(nn.Module):
         super().__init__()
         hidden = tuple(hidden_layer_sizes)
         width = hidden[-1] if hidden else n_features
+        self.scaling = DataScaling(n_features)
         self.corrupt = Corruption(noise, noise_level)
         self.trunk = mlp((n_features, *hidden), activation)
         self.mean = nn.Linear(width, n_components)
@@ -155,31 +353,52 @@ class VariationalAutoencoder(nn.Module):
             (n_components, *hidden[::-1], n_features), activation, last_activation=False
         )
         self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
+        self.identity_output = output_activation is None
         self.scale = GaussianLikelihoodScale() if learn_scale else None
 
+    @torch.no_grad()
+    def init_from_data(self, summary):
+        """Fit the input normalisation to the data (a :class:`skae._data.DataSummary`)."""
+        self.scaling.fit(summary.mean, summary.var, summary.sample)
+
     def posterior(self, x):
-        h = self.trunk(x)
+        h = self.trunk(self.scaling.branch_input(self.scaling.normalize(x)))
         return self.mean(h), self.logvar(h).clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     def encode(self, x):
         return self.posterior(x)[0]
 
+    def _activate(self, logits):
+        if self.identity_output:
+            return self.scaling.denormalize(logits)
+        return self.output_activation(logits)
+
     def decode(self, z):
-        return self.output_activation(self.decoder(z))
+        return self._activate(self.decoder(z))
+
+    def obs_logvar(self):
+        """Log-variance of the Gaussian likelihood, in the data's units."""
+        return self.scale() + 2.0 * torch.log(self.scaling.scale)
+
+    def likelihood(self, z):
+        """The parameters of ``p(x | z)``: ``recon`` (the mean, in the data's
+        units), ``logits`` (before the output activation) and, for a learned
+        Gaussian, ``obs_logvar``; what :func:`skae._losses.negative_log_likelihood`
+        takes."""
+        logits = self.decoder(z)
+        out = {"recon": self._activate(logits), "logits": logits}
+        if self.scale is not None:
+            out["obs_logvar"] = self.obs_logvar()
+        return out
 
     def forward(self, x):
         mu, logvar = self.posterior(self.corrupt(x))
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = self.decoder(z)
-        out = {
-            "recon": self.output_activation(logits),
-            "logits": logits,
-            "mu": mu,
-            "logvar": logvar,
-        }
-        if self.scale is not None:
-            out["obs_logvar"] = self.scale()
-        return out
+        return {**self.likelihood(z), "mu": mu, "logvar": logvar}
+
+    def cost(self):
+        """Multiply-adds of one forward pass of one row (for sizing training)."""
+        return sum(p.numel() for p in self.parameters() if p.dim() > 1)
 
 
 def _pool_plan(spatial, n_stages):
@@ -198,6 +417,19 @@ class ConvAutoencoder(nn.Module):
     stages with nearest-neighbour upsampling to the *exact* recorded sizes, so
     the output shape always equals the input shape (odd sizes included).
     Optional dense ``hidden_layer_sizes`` sit between the maps and the code.
+
+    Inputs are centred per feature and scaled by one global factor
+    (:class:`DataScaling`, no per-feature standardisation, which would
+    distort the images' spatial statistics).
+
+    With ``linear_path=True`` the module also holds PCA's solution (a linear
+    path, set by :meth:`init_from_data`) as a *reference*, selected by two
+    gate buffers: ``x_hat = linear_gate * linear(z) + network_gate *
+    network(z)`` (and likewise for the code). The convolutional network
+    trains from random weights with the linear path gated off (starting it
+    at PCA's solution, as :class:`MLPAutoencoder` does, slows the training
+    of its convolutions); :meth:`use_reference` switches to PCA's solution
+    alone, which a fit keeps when the trained network is not better.
     """
 
     def __init__(
@@ -211,19 +443,24 @@ class ConvAutoencoder(nn.Module):
         output_activation=None,
         noise=None,
         noise_level=0.0,
+        linear_path=False,
     ):
         super().__init__()
         self.input_shape = tuple(input_shape)
         n_channels, *spatial = self.input_shape
+        n_features = math.prod(self.input_shape)
         ndim = len(spatial)
         conv = nn.Conv1d if ndim == 1 else nn.Conv2d
         pool = nn.MaxPool1d if ndim == 1 else nn.MaxPool2d
         sizes = _pool_plan(spatial, len(channels))
+        self.scaling = DataScaling(n_features)
         self.corrupt = Corruption(noise, noise_level)
 
         down, width = [], n_channels
+        self._conv_cost = 0
         for c, before, after in zip(channels, sizes[:-1], sizes[1:]):
             down += [conv(width, c, kernel_size, padding="same"), ACTIVATIONS[activation]()]
+            self._conv_cost += width * c * kernel_size**ndim * math.prod(before)
             if after != before:
                 down.append(pool(2, ceil_mode=True))
             width = c
@@ -239,27 +476,68 @@ class ConvAutoencoder(nn.Module):
         for i, (c, target) in enumerate(zip(widths, sizes[-2::-1])):
             up.append(nn.Upsample(size=target, mode="nearest"))
             up.append(conv(width, c, kernel_size, padding="same"))
+            self._conv_cost += width * c * kernel_size**ndim * math.prod(target)
             if i < len(widths) - 1:
                 up.append(ACTIVATIONS[activation]())
             width = c
         self.upsample = nn.Sequential(*up)
         self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
+        self.identity_output = output_activation is None
+        self.linear = LinearPath(n_features, n_components) if linear_path else None
+        if self.linear is not None:
+            self.register_buffer("linear_gate", torch.zeros(()))
+            self.register_buffer("network_gate", torch.ones(()))
 
-    def _encode(self, x):
-        h = self.features(x.reshape(-1, *self.input_shape))
-        return self.to_code(h.flatten(1))
+    def use_reference(self, on):
+        """Compute with PCA's solution alone (``on=True``) or with the network alone."""
+        if self.linear is not None:
+            self.linear_gate.fill_(float(on))
+            self.network_gate.fill_(float(not on))
+
+    @torch.no_grad()
+    def init_from_data(self, summary):
+        """Fit the normalisation (and PCA's solution for the linear path) to the data.
+
+        ``summary`` is a :class:`skae._data.DataSummary` of the training rows.
+        """
+        self.scaling.fit(summary.mean, summary.var, summary.sample, standardize=False)
+        if self.linear is not None:
+            axes, values = summary.principal_axes(self.linear.encode_linear.out_features)
+            self.linear.init_pca(axes, values / float(self.scaling.scale) ** 2)
+
+    def _encode(self, x_n):
+        u = self.scaling.branch_input(x_n)
+        h = self.features(u.reshape(-1, *self.input_shape))
+        code = self.to_code(h.flatten(1))
+        if self.linear is not None:
+            code = self.network_gate * code + self.linear_gate * self.linear.encode_linear(x_n)
+        return code
 
     def _decode(self, z):
         h = self.from_code(z).reshape(-1, *self.code_shape)
-        return self.upsample(h).flatten(1)
+        y = self.upsample(h).flatten(1)
+        if self.linear is not None:
+            y = self.network_gate * y + self.linear_gate * self.linear.decode_linear(z)
+        return y
+
+    def _activate(self, y):
+        return self.scaling.denormalize(y) if self.identity_output else self.output_activation(y)
 
     def encode(self, x):
-        return self._encode(x)
+        return self._encode(self.scaling.normalize(x))
 
     def decode(self, z):
-        return self.output_activation(self._decode(z))
+        return self._activate(self._decode(z))
 
     def forward(self, x):
-        code = self._encode(self.corrupt(x))
-        logits = self._decode(code)
-        return {"recon": self.output_activation(logits), "logits": logits, "code": code}
+        code = self._encode(self.scaling.normalize(self.corrupt(x)))
+        y = self._decode(code)
+        return {"recon": self._activate(y), "logits": y, "code": code, "scale": self.scaling.scale}
+
+    def cost(self):
+        """Multiply-adds of one forward pass of one row (for sizing training)."""
+        dense = sum(
+            p.numel() for m in (self.to_code, self.from_code) for p in m.parameters() if p.dim() > 1
+        )
+        linear = 0 if self.linear is None else 2 * self.linear.encode_linear.weight.numel()
+        return self._conv_cost + dense + linear

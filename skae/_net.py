@@ -51,6 +51,8 @@ from skorch.callbacks.logging import filter_log_keys
 from skorch.utils import Ansi
 from tabulate import tabulate
 
+from skae._modules import corrupt
+
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -58,8 +60,11 @@ OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
 }
 
-#: Rows per forward pass when scoring the validation split.
+#: Rows per forward pass when scoring the validation split: at most this many,
+#: and at most VALID_BATCH_BYTES of float32 input (a forward pass holds several
+#: arrays of the input's size).
 VALID_BATCH_SIZE = 4096
+VALID_BATCH_BYTES = 4 * 2**20
 
 #: Ctrl-C during training is absorbed once: the fit ends early and keeps the weights
 #: of the last completed epoch. Another Ctrl-C within this many seconds, in any fit
@@ -75,14 +80,17 @@ class TensorBatchIterator:
     worker processes). With ``shard=(rank, world_size, seed)`` it serves one
     process's shard of the rows (data-parallel training): the shard is drawn
     with a generator seeded with ``seed``, which must be the same on every
-    process.
+    process. With ``corruption=(kind, level)`` it yields ``(corrupted batch,
+    batch)``: a denoising autoencoder is validated on the task it is trained
+    for (its module corrupts its inputs in training mode only).
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, shard=None):
+    def __init__(self, dataset, batch_size, shuffle=False, shard=None, corruption=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.shard = shard
+        self.corruption = corruption
         if shard is not None and shuffle:
             self.generator = torch.Generator().manual_seed(shard[2])
         else:
@@ -100,7 +108,10 @@ class TensorBatchIterator:
             rank, world_size, _ = self.shard
             dataset = dataset.shard(rank, world_size, self.generator)
         for batch in dataset.batches(self.batch_size, self.shuffle):
-            yield batch, batch
+            if self.corruption is None:
+                yield batch, batch
+            else:
+                yield corrupt(batch, *self.corruption), batch
 
 
 class HoldoutSplit:
@@ -229,6 +240,151 @@ class TrainingGuard(Callback):
         return state
 
 
+class LRSchedule(Callback):
+    """Learning rate of every optimiser step: linear warm-up, then cosine decay.
+
+    Each parameter group's rate is ``net.lr * group.get("lr_scale", 1) *
+    factor``, where ``factor`` rises linearly from ``1 / warmup_steps`` to 1
+    over the first ``warmup_steps`` steps of a fit and then follows a
+    half cosine from 1 to 0 at ``total_steps``. With ``total_steps=None``
+    (``partial_fit``, and any training that continues a fitted model) the
+    factor is 1: a constant rate, as one pass of ``partial_fit`` expects.
+    The rates are derived from ``net.lr`` and the groups' ``lr_scale``
+    (never from the optimiser's current rates), so a model restored by
+    :func:`skae.load` continues with the same rates as the original.
+    """
+
+    def __init__(self, total_steps=None, warmup_steps=0):
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+
+    def on_train_begin(self, net, **kwargs):
+        self.step_ = 0
+        # A schedule spans one fit from scratch; continued training is constant.
+        self.active_ = self.total_steps is not None and len(net.history) == 0
+        self._set(net, 1.0)
+
+    def factor(self, step):
+        """The multiplier of ``net.lr`` at optimiser step ``step`` (from 0)."""
+        if not self.active_:
+            return 1.0
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, self.total_steps))))
+        if step < self.warmup_steps:
+            factor *= (step + 1) / self.warmup_steps
+        return factor
+
+    def _set(self, net, factor):
+        for group in net.optimizer_.param_groups:
+            group["lr"] = net.lr * group.get("lr_scale", 1.0) * factor
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and self.active_:
+            self._set(net, self.factor(self.step_))
+            self.step_ += 1
+
+
+def _plain(net):
+    """The net's module, unwrapped from a data-parallel wrapper if any."""
+    return getattr(net.module_, "module", net.module_)
+
+
+class BestWeights(Callback):
+    """Keep the weights with the lowest validation loss, the initial ones included.
+
+    Before the first epoch of a fit it records the per-sample validation
+    losses of the initial weights (``net.criterion_.per_sample``) and a copy
+    of those weights (on the CPU); after each epoch it copies the weights
+    when ``valid_loss`` is the lowest so far. When training ends the best
+    weights are restored, and the copies are released.
+
+    With ``reference=True`` the initial weights are a solution in their own
+    right: PCA's, for a module with a linear path (its ``use_reference(True)``
+    selects that solution alone while the reference is recorded, and
+    ``use_reference(False)`` then hands training to the network; for a
+    network started at PCA's solution both are no-ops). The trained weights
+    replace the reference only if they are better *significantly*: on the validation
+    rows, the mean per-sample loss must be lower than the initial weights' by
+    more than ``margin`` standard errors of the paired differences.
+    Otherwise the initial weights are kept (``kept_initial_`` is True), so
+    that a small or noisy validation set never selects a model that is worse
+    than the reference by chance.
+    """
+
+    def __init__(self, reference=False, margin=2.0):
+        self.reference = reference
+        self.margin = margin
+
+    def initialize(self):
+        self._reset()
+        return self
+
+    def _reset(self):
+        self.initial_ = None
+        self.initial_losses_ = None
+        self.best_ = None
+        self.best_loss_ = math.inf
+        self.best_epoch_ = None
+        self.kept_initial_ = False
+
+    def _losses(self, net, dataset):
+        net.module_.eval()
+        with torch.no_grad():
+            losses = [
+                net.criterion_.per_sample(net.module_(Xi), yi)
+                for Xi, yi in net.get_iterator(dataset, training=False)
+            ]
+        return torch.cat(losses).double().cpu()
+
+    def on_train_begin(self, net, **kwargs):
+        self._reset()
+        self.start_ = len(net.history)
+
+    def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+        if dataset_valid is None or self.initial_ is not None or len(dataset_valid) == 0:
+            return
+        if self.start_:  # continued training (partial_fit): never go back
+            return
+        module = _plain(net)
+        if self.reference:
+            module.use_reference(True)
+        losses = self._losses(net, dataset_valid)
+        self.initial_, self.initial_losses_ = _cpu_snapshot(net.module_), losses
+        self.best_, self.best_loss_, self.best_epoch_ = self.initial_, float(losses.mean()), 0
+        self.valid_ = dataset_valid
+        if self.reference:
+            module.use_reference(False)
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1].get("valid_loss")
+        if self.initial_ is None or loss is None or not math.isfinite(loss):
+            return
+        if loss < self.best_loss_:
+            self.best_, self.best_loss_ = _cpu_snapshot(net.module_), loss
+            self.best_epoch_ = len(net.history) - self.start_
+
+    def on_train_end(self, net, **kwargs):
+        if self.best_ is None:
+            return
+        net.module_.load_state_dict(self.best_)
+        if self.reference and self.best_epoch_:
+            diff = self._losses(net, self.valid_) - self.initial_losses_
+            n = len(diff)
+            spread = float(diff.std()) / math.sqrt(n) if n > 1 else math.inf
+            if not float(diff.mean()) + self.margin * spread < 0.0:
+                net.module_.load_state_dict(self.initial_)
+                self.kept_initial_ = True
+        epoch, kept = self.best_epoch_, self.kept_initial_
+        self._reset()  # release the copies (a fitted model holds one copy of its weights)
+        self.best_epoch_, self.kept_initial_ = (0 if kept else epoch), kept
+        self.valid_ = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for key in ("initial_", "initial_losses_", "best_", "valid_"):
+            state[key] = None
+        return state
+
+
 def _colour_supported(stream):
     """Whether ANSI colours show as colours on ``stream``: a terminal or a notebook."""
     if os.environ.get("NO_COLOR"):  # https://no-color.org
@@ -307,6 +463,23 @@ class LossTable(PrintLog):
         )
 
 
+def valid_batch_size(module_kwargs):
+    """Rows per validation batch for a module of these arguments (see VALID_BATCH_BYTES)."""
+    shape = module_kwargs.get("input_shape") or (module_kwargs.get("n_features") or 1,)
+    n_features = math.prod(shape)
+    return max(1, min(VALID_BATCH_SIZE, VALID_BATCH_BYTES // (4 * n_features)))
+
+
+def module_cost(module, module_kwargs):
+    """Multiply-adds per row of ``module(**module_kwargs)``, built on the meta device.
+
+    The meta device allocates no memory and draws no random numbers, so the
+    module is sized before the seeded fit creates it for real.
+    """
+    with torch.device("meta"):
+        return int(module(**module_kwargs).cost())
+
+
 def build_net(
     *,
     module,
@@ -325,6 +498,11 @@ def build_net(
     tol,
     device,
     verbose,
+    total_steps=None,
+    warmup_steps=0,
+    param_groups=(),
+    reference=False,
+    validation_noise=None,
     net_class=AutoencoderNet,
     net_kwargs=None,
 ):
@@ -350,8 +528,23 @@ def build_net(
         Fraction held out for ``valid_loss``; ``None`` for no split.
     early_stopping : bool
         Stop on the validation loss (else on the training loss) when it has
-        not improved by a relative ``tol`` in ``n_iter_no_change`` epochs;
-        with a validation split the best weights are restored.
+        not improved by a relative ``tol`` in ``n_iter_no_change`` epochs.
+        With a validation split, :class:`BestWeights` restores the weights
+        of the best epoch (the initial weights included).
+    total_steps, warmup_steps : int or None, int
+        The learning-rate schedule (:class:`LRSchedule`): warm-up then
+        cosine decay to zero at ``total_steps``; ``None`` for a constant
+        rate.
+    param_groups : sequence of (pattern, dict)
+        skorch's ``optimizer__param_groups``; a group's ``"lr_scale"``
+        multiplies its learning rate.
+    validation_noise : tuple or None
+        ``(kind, level)`` of a denoising autoencoder's input corruption,
+        applied to the validation inputs too (the targets stay clean).
+    reference : bool
+        Whether the initial weights are a reference solution that trained
+        weights must beat significantly on the validation rows
+        (:class:`BestWeights`).
     net_class : type, default=AutoencoderNet
         The net class; a subclass of :class:`AutoencoderNet` (e.g. with
         skorch's ``AccelerateMixin``).
@@ -374,23 +567,28 @@ def build_net(
                 patience=n_iter_no_change,
                 threshold=tol,
                 threshold_mode="rel",
-                load_best=early_stopping,
+                load_best=False,  # BestWeights restores, the initial weights included
             ),
         )
     )
+    callbacks.append(("lr_schedule", LRSchedule(total_steps, warmup_steps)))
+    if validation_fraction is not None:
+        callbacks.append(("best_weights", BestWeights(reference=reference)))
     return net_class(
         module=module,
         **{f"module__{k}": v for k, v in module_kwargs.items()},
         criterion=functools.partial(criterion, **criterion_kwargs),
         optimizer=OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer,
         optimizer__weight_decay=weight_decay,
+        optimizer__param_groups=list(param_groups),
         lr=lr,
         max_epochs=max_epochs,
         batch_size=batch_size,
         iterator_train=TensorBatchIterator,
         iterator_train__shuffle=True,
         iterator_valid=TensorBatchIterator,
-        iterator_valid__batch_size=VALID_BATCH_SIZE,
+        iterator_valid__batch_size=valid_batch_size(module_kwargs),
+        iterator_valid__corruption=validation_noise,
         train_split=HoldoutSplit(validation_fraction) if validation_fraction else None,
         callbacks=callbacks,
         device=device,

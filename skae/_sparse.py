@@ -82,7 +82,7 @@ class SparseAE(BaseAutoencoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=128,
         *,
         hidden_layer_sizes=(256,),
         activation="relu",
@@ -91,11 +91,11 @@ class SparseAE(BaseAutoencoder):
         noise=None,
         noise_level=0.1,
         max_epochs="auto",
-        batch_size=64,
-        lr=1e-3,
+        batch_size="auto",
+        lr="auto",
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -103,7 +103,7 @@ class SparseAE(BaseAutoencoder):
         random_state=None,
         verbose=0,
         sparsity="l1",
-        sparsity_weight=1e-3,
+        sparsity_weight=0.3,
         sparsity_target=0.05,
     ):
         super().__init__(
@@ -142,6 +142,14 @@ class SparseAE(BaseAutoencoder):
             noise=self.noise,
             noise_level=self.noise_level,
         )
+
+    def _dead_units(self, codes):
+        if self.sparsity == "l1":  # ReLU units: dead when they never fire
+            return codes.max(dim=0).values <= 0
+        return super()._dead_units(codes)
+
+    def _dead_units_remedy(self):
+        return "Lower sparsity_weight or lr, or use fewer n_components."
 
     def _criterion(self):
         kwargs = {

@@ -100,11 +100,11 @@ class VAE(BaseAutoencoder):
         noise=None,
         noise_level=0.1,
         max_epochs="auto",
-        batch_size=64,
-        lr=1e-3,
+        batch_size="auto",
+        lr="auto",
         optimizer="adam",
         weight_decay=0.0,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -163,11 +163,7 @@ class VAE(BaseAutoencoder):
         std = torch.exp(0.5 * logvar)
         nll = torch.zeros(len(batch), dtype=mu.dtype, device=mu.device)
         for e in eps:
-            logits = module.decoder(mu + std * e)
-            out = {"logits": logits, "recon": module.output_activation(logits)}
-            if module.scale is not None:
-                out["obs_logvar"] = module.scale()
-            nll += negative_log_likelihood(out, batch, self.loss)
+            nll += negative_log_likelihood(module.likelihood(mu + std * e), batch, self.loss)
         return -(nll / N_ELBO_DRAWS + kl_standard_normal(mu, logvar))
 
     def score_samples(self, X):

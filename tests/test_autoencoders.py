@@ -43,7 +43,12 @@ def test_fitted_attributes(digits, ae8):
     assert ae8.n_iter_ == len(ae8.net_.history) == len(ae8.loss_curve_)
     assert np.all(np.isfinite(ae8.loss_curve_))
     assert ae8.loss_curve_[-1] < ae8.loss_curve_[0]
-    assert not hasattr(ae8, "validation_scores_")
+    # early_stopping="auto": 10% of the rows held out, the best epoch kept
+    assert ae8.validation_scores_.shape == (ae8.n_iter_,)
+    assert 0 <= ae8.best_epoch_ <= ae8.n_iter_
+    # the "auto" training parameters, resolved
+    assert ae8.batch_size_ == 64 and ae8.max_epochs_ == 100
+    assert ae8.lr_ == pytest.approx(2e-3 * np.sqrt(2))
     assert list(ae8.get_feature_names_out()) == [f"ae{i}" for i in range(8)]
     np.testing.assert_allclose(ae8.score(Xte), ae8.score_samples(Xte).mean())
     assert ae8.score_samples(Xte).shape == (len(Xte),)
@@ -163,7 +168,7 @@ def test_codes_get_sparser_with_weight(digits, sparsity):
     common = dict(n_components=32, sparsity=sparsity, max_epochs=30, random_state=0)
     if sparsity == "l1":
         weak = SparseAE(sparsity_weight=0.0, **common).fit(Xtr)
-        strong = SparseAE(sparsity_weight=0.05, **common).fit(Xtr)
+        strong = SparseAE(sparsity_weight=1.0, **common).fit(Xtr)
         assert _activity(strong, Xtr) < 0.7 * _activity(weak, Xtr)
     else:
         weak = SparseAE(sparsity_weight=0.0, **common).fit(Xtr)
@@ -294,7 +299,7 @@ def test_verbose_columns_loss_first_then_terms(digits, capsys):
         "valid_kl",
         "dur",
     ]
-    SparseAE(n_components=4, max_epochs=1, verbose=1, random_state=0).fit(Xtr)
+    SparseAE(n_components=4, max_epochs=1, early_stopping=False, verbose=1, random_state=0).fit(Xtr)
     header = _header(capsys.readouterr().out)
     assert header == ["epoch", "train_loss", "train_reconstruction", "train_sparsity", "dur"]
 

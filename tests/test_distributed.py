@@ -304,7 +304,9 @@ def _worker(out):
     out = Path(out)
     X = _digits()
     common = dict(hidden_layer_sizes=(32,), batch_size=64, device="cpu", verbose=0)
-    ae = AcceleratedAE(n_components=4, max_epochs=4, random_state=0, **common).fit(X)
+    ae = AcceleratedAE(
+        n_components=4, max_epochs=4, random_state=0, early_stopping=False, **common
+    ).fit(X)
     vae = AcceleratedVAE(
         n_components=2,
         loss="bce",
