@@ -93,6 +93,9 @@ def skae_fit(X, *, epochs, batch_size=BATCH_SIZE, lr=LR, seed=0, device="cpu"):
         batch_size=batch_size,
         lr=lr,
         tol=0.0,
+        # the hand-written loop's model and data: no linear path, no validation split
+        init="random",
+        early_stopping=False,
         random_state=seed,
         device=device,
     ).fit(X)
@@ -303,7 +306,14 @@ def section_scaling(ctx):
             X = X_all[:n]
 
             def fit(X=X):
-                est = AE(SPEED_COMPONENTS, max_epochs=epochs, tol=0.0, random_state=0, device="cpu")
+                est = AE(
+                    SPEED_COMPONENTS,
+                    max_epochs=epochs,
+                    tol=0.0,
+                    early_stopping=False,
+                    random_state=0,
+                    device="cpu",
+                )
                 _, wall, cpu = timed(lambda: est.fit(X))
                 return wall, cpu
 
