@@ -6,7 +6,6 @@ tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
 ``_check_data``, ``_score_samples`` where they differ).
 """
 
-import copy
 import math
 import warnings
 from numbers import Integral, Real
@@ -34,6 +33,7 @@ from skae._data import (
     n_holdout,
     summarize,
 )
+from skae._inference import InferenceCache, decode, encode, run_inference
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
@@ -49,10 +49,6 @@ from skae._utils import (
     seeded,
     to_json,
 )
-
-#: Bytes of input plus output (as float64) per forward pass at inference: bounds
-#: memory for large ``X`` while most calls run as a single batch.
-INFERENCE_BYTES = 64 * 2**20
 
 #: ``batch_size="auto"``: about this many optimiser steps per epoch, with a
 #: batch of a power of two rows within AUTO_BATCH (larger batches for more
@@ -525,6 +521,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 )
             raise KeyboardInterrupt("Training was interrupted before the first epoch ended.")
         net.module_.eval()
+        # Created here (not on first use) so that inference leaves __dict__ unchanged.
+        self._inference_cache = InferenceCache(net.module_)
         history = net.history
         self.n_iter_ = len(history)
         self.loss_curve_ = np.asarray(history[:, "train_loss"], dtype=float)
@@ -587,38 +585,30 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _n_features_out(self):
         return self.n_components
 
+    def _check_fitted(self):
+        """``check_is_fitted``, without scanning every attribute on each call."""
+        if "net_" not in self.__dict__:
+            check_is_fitted(self)
+
+    def _get_inference_cache(self):
+        module = self.net_.module_
+        cache = self.__dict__.get("_inference_cache")
+        if cache is None or cache.module is not module:  # e.g. unpickled or loaded
+            cache = self._inference_cache = InferenceCache(module)
+        return cache
+
     def _inference(self, fn, X, n_out):
         """Apply ``fn(module, batch)`` to ``X`` in batches, in ``X``'s dtype.
 
-        float64 input runs a float64 copy of the module, so results agree to
-        float64 rounding however rows are batched (BLAS may pick other
-        kernels for other batch shapes); float32 runs the trained module.
+        float64 input runs a float64 copy of the module (built once and
+        cached, see :class:`skae._inference.InferenceCache`), so results
+        agree to float64 rounding however rows are batched (BLAS may pick
+        other kernels for other batch shapes); float32 runs the trained
+        module.
         """
-        module = self.net_.module_
-        param = next(module.parameters())
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        if dtype != param.dtype:
-            module = copy.deepcopy(module).to(dtype)
-        if module.training:
-            module.eval()
-        cpu = param.device.type == "cpu"
-        zero_copy = cpu and not sp.issparse(X) and X.flags.writeable
-        step = max(1024, INFERENCE_BYTES // (8 * (X.shape[1] + n_out)))
-        out = None if X.shape[0] <= step else np.empty((X.shape[0], n_out), dtype=X.dtype)
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], step):
-                rows = X[start : start + step]
-                if sp.issparse(rows):
-                    rows = rows.toarray()
-                if zero_copy and rows.flags.c_contiguous:
-                    batch = torch.from_numpy(rows)  # same dtype as the module: no copy
-                else:
-                    batch = torch.tensor(rows, dtype=dtype, device=param.device)
-                result = fn(module, batch).reshape(len(batch), -1)
-                if out is None:  # a single batch: hand over the result without a copy
-                    return result.numpy() if cpu else result.cpu().numpy()
-                out[start : start + step] = result.cpu()
-        return out
+        cache = self._get_inference_cache()
+        module = cache.get(torch.float64 if X.dtype == np.float64 else torch.float32)
+        return run_inference(module, fn, X, n_out, cache.device)
 
     def transform(self, X):
         """Encode ``X`` into the ``n_components``-dimensional code space.
@@ -642,9 +632,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         >>> ae.transform(X[:5]).shape
         (5, 4)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         X = self._validate(X, reset=False)
-        return self._inference(lambda m, b: m.encode(b), X, self.n_components)
+        return self._inference(encode, X, self.n_components)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -668,14 +658,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         >>> ae.inverse_transform(ae.transform(X[:5])).shape
         (5, 64)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
         if X.shape[1] != self.n_components:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {self.__class__.__name__}.inverse_transform "
                 f"is expecting {self.n_components} features (n_components) as input."
             )
-        return self._inference(lambda m, b: m.decode(b), X, self.n_features_in_)
+        return self._inference(decode, X, self.n_features_in_)
 
     def _score_samples(self, module, batch):
         return -reconstruction_error(module(batch), batch, self.loss)
@@ -707,7 +697,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         >>> scores.shape, bool((scores <= 0).all())
         ((5,), True)
         """
-        check_is_fitted(self)
+        self._check_fitted()
         X = self._validate(X, reset=False)
         return self._inference(self._score_samples, X, 1)[:, 0]
 
@@ -815,7 +805,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 ) from None
         net.history_ = History(document.get("history", []))
         estimator.net_ = net
+        estimator._inference_cache = InferenceCache(net.module_)
         return estimator
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_inference_cache", None)  # float64 copies of the module: rebuilt on use
+        return state
 
     def __setstate__(self, state):
         super().__setstate__(state)

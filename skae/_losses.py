@@ -14,6 +14,9 @@ import torch
 from torch.nn import functional as F
 
 LOG_2PI = math.log(2.0 * math.pi)
+# As a float64 tensor: torch's ONNX (dynamo) exporter rounds Python float
+# constants to float32 even in float64 graphs; a tensor constant keeps its value.
+_LOG_2PI = torch.tensor(LOG_2PI, dtype=torch.float64)
 
 
 def reconstruction_error(out, x, kind):
@@ -67,7 +70,8 @@ def negative_log_likelihood(out, x, kind):
         return nll.sum(dim=1)
     logvar = out["obs_logvar"]
     sq = (out["recon"] - x).square()
-    return 0.5 * (sq * torch.exp(-logvar) + logvar + LOG_2PI).sum(dim=1)
+    log_2pi = _LOG_2PI.to(dtype=sq.dtype, device=sq.device)
+    return 0.5 * (sq * torch.exp(-logvar) + logvar + log_2pi).sum(dim=1)
 
 
 def kl_standard_normal(mu, logvar):

@@ -3,11 +3,14 @@
 from numbers import Real
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._ae import AE
+from skae._base import BaseAutoencoder
+from skae._inference import InferenceCache, forward, run_inference, scorer
 from skae._utils import make_seed
 
 #: ``contamination="auto"``: the offset is this many robust standard deviations
@@ -197,6 +200,7 @@ class AEOutlierDetector(OutlierMixin, BaseEstimator):
         """
         X = self._validate(X, reset=True)
         self.estimator_ = self._make_estimator(X.shape[1]).fit(X)
+        self._inference_cache = None  # created on first use, from _scoring_module()
         scores = self._score_samples(X)
         if self.contamination == "auto":
             median = np.median(scores)
@@ -211,8 +215,42 @@ class AEOutlierDetector(OutlierMixin, BaseEstimator):
         reconstruction = np.asarray(estimator.inverse_transform(estimator.transform(X)))
         return np.square(np.asarray(X, dtype=np.float64) - reconstruction.reshape(X.shape))
 
+    def _scoring_module(self):
+        """The fitted detector's :meth:`score_samples` as a torch module.
+
+        It maps a batch tensor of shape (n, `n_features_in_`) to the scores,
+        of shape (n,), before the offset; every fitted array is a parameter
+        or a buffer of it, so ``.to(dtype)`` converts the whole computation.
+        :meth:`score_samples` runs exactly this module (a float64 copy of
+        it for float64 input) and :func:`skae.to_onnx` exports it. It is in
+        the inner estimator's (float32) dtype, on its device.
+
+        Raises
+        ------
+        TypeError
+            If the inner estimator is not a skae estimator (it then has no
+            torch module; :meth:`score_samples` scores it with numpy).
+        """
+        check_is_fitted(self)
+        if not isinstance(self.estimator_, BaseAutoencoder):
+            raise TypeError(
+                f"{type(self.estimator_).__name__} is not a skae estimator, so the detector "
+                "has no torch scoring module (it is scored with numpy, and cannot be "
+                "exported to ONNX)."
+            )
+        return scorer(self.estimator_)
+
+    def _score_with_module(self, X):
+        cache = self.__dict__.get("_inference_cache")
+        if cache is None:  # after fit (which scores the training set) or unpickling
+            cache = self._inference_cache = InferenceCache(self._scoring_module())
+        module = cache.get(torch.float64 if X.dtype == np.float64 else torch.float32)
+        return run_inference(module, forward, X, 1, cache.device)[:, 0]
+
     def _score_samples(self, X):
-        if hasattr(self.estimator_, "score_samples"):
+        if isinstance(self.estimator_, BaseAutoencoder):
+            scores = self._score_with_module(X)
+        elif hasattr(self.estimator_, "score_samples"):
             scores = self.estimator_.score_samples(X)
         else:
             scores = -self._squared_errors(X).mean(axis=1)
@@ -300,6 +338,11 @@ class AEOutlierDetector(OutlierMixin, BaseEstimator):
         is_inlier = np.ones(decision.shape[0], dtype=int)
         is_inlier[decision < 0] = -1
         return is_inlier
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_inference_cache", None)  # module copies: rebuilt on use
+        return state
 
     @validate_params(
         {"X": ["array-like"], "per_feature": ["boolean"]},

@@ -15,6 +15,32 @@ from skae._utils import make_seed
 #: Monte-Carlo draws of z per sample when estimating the ELBO in ``score_samples``.
 N_ELBO_DRAWS = 16
 
+#: elbo_draws' tensors, by (n_components, dtype).
+_ELBO_DRAWS = {}
+
+
+def elbo_draws(n_components, dtype):
+    """The ``N_ELBO_DRAWS`` standard-normal draws shared by every row (seed 0), in ``dtype``.
+
+    Drawn once per ``(n_components, dtype)`` and kept, as ordinary tensors
+    (even when first drawn in inference mode). A module that uses them is
+    traced (for ONNX export) only after an eager call, so a trace holds them
+    as constants instead of a random-number node.
+    """
+    key = (int(n_components), dtype)
+    draws = _ELBO_DRAWS.get(key)
+    if draws is None:
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            raise RuntimeError(
+                "The VAE's ELBO draws are made eagerly: run the scoring function once "
+                "before tracing or exporting it."
+            )
+        with torch.inference_mode(False):
+            generator = torch.Generator().manual_seed(0)
+            draws = torch.randn(N_ELBO_DRAWS, key[0], generator=generator, dtype=dtype)
+        _ELBO_DRAWS[key] = draws
+    return draws
+
 
 @fill_doc
 class VAE(BaseAutoencoder):
@@ -155,13 +181,12 @@ class VAE(BaseAutoencoder):
         # ELBO = E_q[log p(x|z)] - KL. The expectation is estimated with the same
         # N_ELBO_DRAWS standard-normal draws for every row (common random numbers),
         # so the score is deterministic and, up to float rounding, independent of how
-        # rows are batched.
+        # rows are batched. The draws are computed once per (width, dtype), outside
+        # any trace, so an ONNX export holds them as constants in its own dtype.
         mu, logvar = module.posterior(batch)
-        generator = torch.Generator().manual_seed(0)
-        eps = torch.randn(N_ELBO_DRAWS, mu.shape[1], generator=generator, dtype=mu.dtype)
-        eps = eps.to(mu.device)
+        eps = elbo_draws(mu.shape[1], mu.dtype).to(mu.device)
         std = torch.exp(0.5 * logvar)
-        nll = torch.zeros(len(batch), dtype=mu.dtype, device=mu.device)
+        nll = torch.zeros_like(mu[:, 0])  # not len(batch): keeps the batch size symbolic
         for e in eps:
             nll += negative_log_likelihood(module.likelihood(mu + std * e), batch, self.loss)
         return -(nll / N_ELBO_DRAWS + kl_standard_normal(mu, logvar))
