@@ -2,6 +2,7 @@
 
 from skae._ae import AE
 from skae._conv import ConvAE
+from skae._onnx import register_onnx_converters, to_onnx
 from skae._outlier import AEOutlierDetector
 from skae._persistence import load, save
 from skae._sparse import SparseAE
@@ -16,5 +17,7 @@ __all__ = [
     "VAE",
     "__version__",
     "load",
+    "register_onnx_converters",
     "save",
+    "to_onnx",
 ]
