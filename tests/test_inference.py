@@ -28,7 +28,7 @@ def expected_codes(estimator, X):
 
 
 def count_deepcopies(monkeypatch):
-    """Deep copies of modules (torch deep-copies each buffer's storage through copy.deepcopy too)."""
+    """Deep copies of modules (torch deep-copies each buffer's storage with copy.deepcopy too)."""
     calls = []
     original = skae._inference.copy.deepcopy
 
