@@ -242,7 +242,9 @@ class AEOutlierDetector(OutlierMixin, BaseEstimator):
 
     def _score_with_module(self, X):
         cache = self.__dict__.get("_inference_cache")
-        if cache is None:  # after fit (which scores the training set) or unpickling
+        # None after fit (which scores the training set) or unpickling; another
+        # module once the inner estimator was refitted or loaded on its own.
+        if cache is None or cache.module.module is not self.estimator_.net_.module_:
             cache = self._inference_cache = InferenceCache(self._scoring_module())
         module = cache.get(torch.float64 if X.dtype == np.float64 else torch.float32)
         return run_inference(module, forward, X, 1, cache.device)[:, 0]

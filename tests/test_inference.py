@@ -121,6 +121,16 @@ def test_detector_scoring_module(X, inner):
     np.testing.assert_array_equal(restored.score_samples(X), detector.score_samples(X))
 
 
+def test_detector_cache_follows_a_refitted_inner_estimator(X):
+    inner = AE(n_components=3, init="random", max_epochs=2)
+    detector = AEOutlierDetector(inner, random_state=0).fit(X)
+    before = detector.score_samples(X)
+    detector.estimator_.set_params(random_state=1).fit(X)  # a new module, outside the detector
+    after = detector.score_samples(X)
+    assert not np.allclose(before, after)
+    assert_allclose(after, detector.estimator_.score_samples(X), rtol=1e-12, atol=1e-12)
+
+
 def test_detector_scoring_module_needs_a_skae_estimator(X):
     inner = KernelPCA(n_components=3, fit_inverse_transform=True)
     detector = AEOutlierDetector(inner).fit(X)
