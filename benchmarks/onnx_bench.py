@@ -1,83 +1,61 @@
 """ONNX benchmarks: onnxruntime against skae's own inference, and the two torch exporters.
 
-Run ``python benchmarks/onnx_bench.py`` (about 3 minutes on 2 CPU cores) or
-``--quick`` (about 1 minute). It prints two tables and writes every figure
-(raw timings included) to ``benchmarks/results/onnx.json``. Needs
-``pip install "skae[onnx]"``. Nothing is downloaded: the data are sklearn's
-bundled digits.
+Two sections of ``benchmarks/run.py``: ``python benchmarks/run.py --only
+onnx_latency,onnx_exporters`` (about 3 minutes on 2 CPU cores; ``--quick``
+about 1 minute) prints their tables and summary rows and writes every figure
+(raw timings included) to the run's JSON file. They need ``pip install
+"skae[onnx]"`` (without it they are skipped with a message). Nothing is
+downloaded: the data are sklearn's bundled digits.
 
-Sections (``--only`` takes a comma-separated subset):
-
-latency
+onnx_latency
     ``AE(n_components=8)`` (default (256,) hidden layer) fitted on the digits
     (64 features): ``transform`` against running its ONNX export
     (:func:`skae.to_onnx`) in onnxruntime, for 1, 10 and 10,000 rows, in
     float32 and float64; ``PCA(8).transform`` on 1 and 10 rows for scale.
-    Every case is timed as the per-call time of a repeated loop; rounds are
-    interleaved (each case once per round) and the figure is the minimum over
-    rounds. Goals: a 1-row and a 10-row ``transform`` take at most 2x
+    Calls are interleaved one by one (every case once per pass; 30 passes
+    per round, 10 with ``--quick``) and the figure is the minimum per-call
+    time. Goals: a 1-row and a 10-row ``transform`` take at most 2x
     ``PCA.transform`` (in both dtypes), and a 10-row float64 ``transform``
     at most 2x a float32 one.
-exporters
+onnx_exporters
     torch's dynamo exporter (what skae uses) against the legacy TorchScript
     one, on the same wrapped modules (``AE`` encoder, ``ConvAE`` encoder,
     ``VAE`` score) with the same post-processing: export time, graph size,
     onnxruntime time for 1 and 1,000 rows (float32), and the largest
     relative difference from scikit-learn in float32 and float64.
 
-torch and onnxruntime use ``--threads`` threads (default 1). Timings are
-wall-clock (``time.perf_counter``); CPU times (``time.process_time``) are
-recorded too. Nothing here asserts on timings.
+torch and onnxruntime use ``--threads`` threads (default 1) and rounds are
+``--rounds`` (default 5). Timings are wall-clock (``time.perf_counter``); CPU
+times (``time.process_time``) are recorded too. Nothing here asserts on
+timings.
 """
 
-import argparse
-import datetime
+import importlib.util
 import io
-import json
-import os
-import platform
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "onnx.json"
-SECTIONS = ("latency", "exporters")
+from _common import fmt_s, interleave, print_table, section, summary_row, timed_repeat
 
 N_COMPONENTS = 8
 GOAL_VS_PCA = 2.0
 GOAL_FLOAT64_VS_FLOAT32 = 2.0
 
-
-# -- timing and tables (self-contained, so this file runs on its own) ------------
-
-
-def timed_repeat(fn, min_seconds=0.05):
-    """Per-call ``(wall_s, cpu_s)`` of ``fn``, repeated to last at least ``min_seconds``."""
-    n = 1
-    while True:
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(n):
-            fn()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if wall >= min_seconds or n >= 1_000_000:
-            return wall / n, cpu / n
-        n = max(2 * n, int(n * 1.2 * min_seconds / max(wall, 1e-9)))
+#: Packages the sections need (the ``onnx`` extra).
+REQUIRED = ("onnx", "onnxruntime", "skl2onnx", "onnxscript")
 
 
-def interleave(fns, rounds):
-    """Time each of ``fns`` (name -> zero-arg callable) once per round, ``rounds`` times."""
-    times = {name: {"wall": [], "cpu": []} for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            wall, cpu = timed_repeat(fn)
-            times[name]["wall"].append(wall)
-            times[name]["cpu"].append(cpu)
-    return times
+def missing_packages():
+    return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+
+
+def skipped(check):
+    """The result of a section that cannot run: the ``onnx`` extra is not installed."""
+    missing = ", ".join(missing_packages())
+    print(f'  {missing} not installed (pip install "skae[onnx]"): skipped.')
+    return {"skipped": f"missing {missing}", "summary": [[check, "skipped", "-", "-"]]}
 
 
 def interleave_calls(fns, rounds, calls):
@@ -95,29 +73,6 @@ def interleave_calls(fns, rounds, calls):
                 times[name]["wall"].append(time.perf_counter() - wall)
                 times[name]["cpu"].append(time.process_time() - cpu)
     return times
-
-
-def print_table(headers, rows):
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells):
-        return "  ".join(
-            f"{c!s:<{w}}" if i == 0 else f"{c!s:>{w}}"
-            for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    print(line(headers))
-    print("-" * len(line(headers)))
-    for row in rows:
-        print(line(row))
-
-
-def fmt_s(seconds):
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} us"
 
 
 def max_relative_error(actual, expected):
@@ -142,6 +97,12 @@ def rows_10k(X):
     return np.clip(X + 0.01 * rng.standard_normal(X.shape), 0, 1)
 
 
+def ort_version():
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def session(model, threads):
     import onnxruntime as ort
 
@@ -156,7 +117,15 @@ def session(model, threads):
 # -- latency: onnxruntime vs transform vs PCA ----------------------------------------
 
 
+def calls_per_round(ctx):
+    """Passes per round of the interleaved per-call timings."""
+    return 10 if ctx.quick else 30
+
+
+@section("onnx_latency", "ONNX: onnxruntime vs skae transform vs PCA.transform (AE(8), digits)", 75)
 def section_latency(ctx):
+    if missing_packages():
+        return skipped("ONNX latency")
     from sklearn.decomposition import PCA
 
     import skae
@@ -168,7 +137,7 @@ def section_latency(ctx):
     fns, checks = {}, []
     for dtype in (np.float32, np.float64):
         name = np.dtype(dtype).name
-        sess = session(skae.to_onnx(ae, X[:1].astype(dtype)), ctx["threads"])
+        sess = session(skae.to_onnx(ae, X[:1].astype(dtype)), ctx.threads)
         for n_rows in (1, 10, 10_000):
             rows = np.ascontiguousarray((big if n_rows > len(X) else X)[:n_rows].astype(dtype))
             feed = {"X": rows}
@@ -184,8 +153,9 @@ def section_latency(ctx):
     # call would find the caches cold.
     small = {k: f for k, f in fns.items() if not k.endswith("/10000")}
     large = {k: f for k, f in fns.items() if k.endswith("/10000")}
-    times = interleave_calls(small, ctx["rounds"], ctx["calls"])
-    times.update(interleave_calls(large, ctx["rounds"], max(1, ctx["calls"] // 5)))
+    calls = calls_per_round(ctx)
+    times = interleave_calls(small, ctx.rounds, calls)
+    times.update(interleave_calls(large, ctx.rounds, max(1, calls // 5)))
     best = {name: min(t["wall"]) for name, t in times.items()}
     best_cpu = {name: min(t["cpu"]) for name, t in times.items()}
     median = {name: float(np.median(t["wall"])) for name, t in times.items()}
@@ -194,6 +164,7 @@ def section_latency(ctx):
         for n_rows in (1, 10, 10_000):
             skae_key, ort_key = f"skae/{dtype}/{n_rows}", f"onnxruntime/{dtype}/{n_rows}"
             pca_key = f"pca/{dtype}/{n_rows}"
+            ratios[f"skae/onnxruntime/{dtype}/{n_rows}"] = best[skae_key] / best[ort_key]
             if pca_key in best:
                 ratios[f"skae/pca/{dtype}/{n_rows}"] = best[skae_key] / best[pca_key]
                 ratios[f"skae/pca/{dtype}/{n_rows}/cpu"] = best_cpu[skae_key] / best_cpu[pca_key]
@@ -244,18 +215,27 @@ def section_latency(ctx):
             GOAL_FLOAT64_VS_FLOAT32,
         )
     )
+    summary = []
     for label, key, goal in checks:
         value = ratios[key]
         print(
             f"  {label}: {value:.2f} (cpu {ratios[key + '/cpu']:.2f}, median "
             f"{ratios[key + '/median']:.2f})  {'ok' if value <= goal else 'MISSED'}"
         )
+        summary.append(summary_row(label, value, goal, "x", "{:.2f}"))
+    for n_rows in (1, 10_000):
+        for dtype in ("float32", "float64"):
+            label = f"transform / onnxruntime, {n_rows:,} row{'s' if n_rows > 1 else ''}, {dtype}"
+            value = ratios[f"skae/onnxruntime/{dtype}/{n_rows}"]
+            summary.append(summary_row(label, value, None, "x", "{:.1f}"))
     return {
         "times": times,
         "min_s": best,
         "min_cpu_s": best_cpu,
         "median_s": median,
         "ratios": ratios,
+        "onnxruntime": ort_version(),
+        "summary": summary,
     }
 
 
@@ -290,7 +270,10 @@ def export_legacy(module, n_inputs, dtype):
     return model
 
 
+@section("onnx_exporters", "ONNX: torch exporters, dynamo (used) vs legacy TorchScript", 76)
 def section_exporters(ctx):
+    if missing_packages():
+        return skipped("ONNX exporters")
     import skae
     from skae._inference import Encoder, scorer
     from skae._onnx import export_module
@@ -315,7 +298,7 @@ def section_exporters(ctx):
         expected = {dt: getattr(est, method)(X.astype(dt)) for dt in (np.float32, np.float64)}
         for exporter, export in exporters.items():
             export_s, models = [], {}
-            for _ in range(ctx["export_rounds"]):
+            for _ in range(1 if ctx.quick else 3):
                 for dtype in (torch.float32, torch.float64):
                     start = time.perf_counter()
                     models[dtype] = export(module, X.shape[1], dtype)
@@ -323,21 +306,21 @@ def section_exporters(ctx):
                         export_s.append(time.perf_counter() - start)
             errors, fixed_batch = {}, False
             for dtype, np_dtype in ((torch.float32, np.float32), (torch.float64, np.float64)):
-                sess = session(models[dtype], ctx["threads"])
+                sess = session(models[dtype], ctx.threads)
                 actual = sess.run(None, {"x": X.astype(np_dtype)})[0]
                 errors[np.dtype(np_dtype).name] = max_relative_error(actual, expected[np_dtype])
                 try:
                     sess.run(None, {"x": X[:1].astype(np_dtype)})
                 except Exception:  # noqa: BLE001 - any runtime error means a fixed batch
                     fixed_batch = True
-            sess = session(models[torch.float32], ctx["threads"])
+            sess = session(models[torch.float32], ctx.threads)
             one, many = {"x": X[:1].astype(np.float32)}, {"x": X[:1000].astype(np.float32)}
             times = interleave(
                 {
-                    "1": lambda s=sess, f=one: s.run(None, f),
-                    "1000": lambda s=sess, f=many: s.run(None, f),
+                    "1": lambda s=sess, f=one: timed_repeat(lambda: s.run(None, f)),
+                    "1000": lambda s=sess, f=many: timed_repeat(lambda: s.run(None, f)),
                 },
-                ctx["rounds"],
+                ctx.rounds,
             )
             model = models[torch.float32]
             result = {
@@ -382,93 +365,3 @@ def section_exporters(ctx):
     )
     print("  export: float32, min over rounds; err: max |onnx - sklearn| / max |sklearn|")
     return {"results": results}
-
-
-# -- main ---------------------------------------------------------------------------------
-
-
-def machine_info(threads):
-    import onnxruntime
-    import sklearn
-
-    import skae
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "cpu_cores": cores,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "sklearn": sklearn.__version__,
-        "skae": skae.__version__,
-        "threads": threads,
-        "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer rounds")
-    parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 7, quick 3)")
-    parser.add_argument("--threads", type=int, default=1, help="torch/onnxruntime threads")
-    parser.add_argument(
-        "--out", default=str(DEFAULT_OUT), help=f"JSON file (default {DEFAULT_OUT})"
-    )
-    parser.add_argument("--only", help=f"comma-separated sections among: {', '.join(SECTIONS)}")
-    args = parser.parse_args(argv)
-    args.only = [s.strip() for s in args.only.split(",")] if args.only else list(SECTIONS)
-    unknown = sorted(set(args.only) - set(SECTIONS))
-    if unknown:
-        parser.error(f"unknown section(s) {unknown}; choose among {list(SECTIONS)}")
-    if args.threads < 1 or (args.rounds is not None and args.rounds < 1):
-        parser.error("--threads and --rounds must be >= 1")
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    ctx = {
-        "rounds": args.rounds or (3 if args.quick else 7),
-        "calls": 10 if args.quick else 30,
-        "export_rounds": 1 if args.quick else 3,
-        "threads": args.threads,
-    }
-    results = {"meta": {**machine_info(args.threads), **ctx, "sections": args.only}}
-    meta = results["meta"]
-    print(
-        f"skae ONNX benchmarks  {meta['date']}  ({meta['cpu_cores']} cores)  torch "
-        f"{meta['torch']}  onnxruntime {meta['onnxruntime']}  threads={args.threads}  "
-        f"rounds={ctx['rounds']}"
-    )
-    titles = {
-        "latency": "latency: onnxruntime vs skae transform vs PCA.transform (AE(8), digits)",
-        "exporters": "torch exporters: dynamo (used) vs legacy TorchScript",
-    }
-    sections = {"latency": section_latency, "exporters": section_exporters}
-    start = time.perf_counter()
-    for name in SECTIONS:
-        if name in args.only:
-            print(f"\n== {name}: {titles[name]}", flush=True)
-            t0 = time.perf_counter()
-            results[name] = sections[name](ctx)
-            results[name]["section_s"] = time.perf_counter() - t0
-    meta["total_s"] = time.perf_counter() - start
-    meta["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"\ntotal {meta['total_s']:.0f} s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, default=float))
-    print(f"results written to {out}")
-    return results
-
-
-if __name__ == "__main__":
-    sys.exit(0 if main() else 1)

@@ -6,7 +6,8 @@ It prints one table per section and a summary of the goals, and writes every
 figure (raw timings included) to ``benchmarks/results/results.json``.
 
 The sections are registered by the modules of this folder (``speed.py``:
-fit, transform, scaling, memory, gpu; ``quality.py``: quality, defaults; see
+fit, transform, scaling, memory, gpu; ``quality.py``: quality, defaults;
+``onnx_bench.py``: onnx_latency, onnx_exporters; ``suite.py``: suite; see
 ``_common.py`` and ``README.md`` to add one). This file imports them once,
 runs the chosen ones in order and prints the summary rows they return.
 Timings are wall-clock (``time.perf_counter``); CPU times

@@ -14,7 +14,7 @@ every estimator, fail loudly if it is not exportable).
 
 Exporter: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``,
 built on ``torch.export``), not the legacy TorchScript one. Measured with
-``benchmarks/onnx_bench.py --only exporters`` (figures in
+``benchmarks/run.py --only onnx_exporters`` (figures in
 ``benchmarks/README.md``): the legacy exporter is 15 to 150 times faster to
 export (15 ms against 1.5 to 3 s for an ``AE`` encoder; 0.6 s against 5 to
 8 s for a ``VAE`` score, whose 16 draws are unrolled) and keeps float64
