@@ -15,13 +15,14 @@ every estimator, fail loudly if it is not exportable).
 Exporter: torch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``,
 built on ``torch.export``), not the legacy TorchScript one. Measured with
 ``benchmarks/run.py --only onnx_exporters`` (figures in
-``benchmarks/README.md``): the legacy exporter is 15 to 150 times faster to
-export (15 ms against 1.5 to 3 s for an ``AE`` encoder; 0.6 s against 5 to
-8 s for a ``VAE`` score, whose 16 draws are unrolled) and keeps float64
-Python constants. The graphs are about as large (the ``VAE`` score: 358
-nodes against 510), onnxruntime runs the dynamo graphs as fast or faster (the
-``VAE`` score on 1,000 rows: 27 ms against 58 ms), and both agree with
-scikit-learn equally closely once the pitfalls below are handled. But the
+``benchmarks/README.md``): the legacy exporter is 15 to 170 times faster to
+export (10 to 45 ms against about 2 s for an ``AE`` or ``ConvAE`` encoder;
+0.3 s against 5 s for a ``VAE`` score, whose 16 draws are unrolled) and
+keeps float64 Python constants. The graphs are about as large (the ``VAE``
+score: 363 nodes against 515), onnxruntime runs them about as fast (the
+``VAE`` score: 15 ms against 27 ms on 1,000 rows, 0.5 ms against 0.2 ms
+on one), and both agree with scikit-learn equally closely once the pitfalls
+below are handled. But the
 legacy exporter is deprecated (its ``DeprecationWarning`` says it will be
 removed), and it *traces*: a size read in Python (``len(x)``) is frozen into
 the graph while the input still declares a dynamic batch dimension, so the
