@@ -95,14 +95,15 @@ def test_inference_leaves_the_estimator_dict_unchanged(X):
     assert ae.__dict__ == before
 
 
+@pytest.mark.parametrize("score", ["combined", "estimator"])
 @pytest.mark.parametrize("inner", ["ae", "vae"])
-def test_detector_scoring_module(X, inner):
+def test_detector_scoring_module(X, inner, score):
     estimator = (
         AE(n_components=3, hidden_layer_sizes=(16,), max_epochs=3)
         if inner == "ae"
         else VAE(n_components=2, hidden_layer_sizes=(16,), max_epochs=3)
     )
-    detector = AEOutlierDetector(estimator, random_state=0).fit(X)
+    detector = AEOutlierDetector(estimator, score_type=score, random_state=0).fit(X)
     module = detector._scoring_module()
     assert isinstance(module, torch.nn.Module)
     with torch.inference_mode():
@@ -112,23 +113,29 @@ def test_detector_scoring_module(X, inner):
     assert scores32.shape == (len(X),)
     np.testing.assert_array_equal(detector.score_samples(X.astype(np.float32)), scores32)
     assert_allclose(detector.score_samples(X), scores64, rtol=1e-12, atol=1e-12)
-    assert_allclose(detector.score_samples(X), detector.estimator_.score_samples(X), rtol=1e-12)
-    # A deep copy copies the module, not the estimator it scores with.
-    assert module64.fn.__self__ is detector.estimator_
+    if score == "estimator":
+        assert_allclose(detector.score_samples(X), detector.estimator_.score_samples(X), rtol=1e-12)
+        # A deep copy copies the module, not the estimator it scores with.
+        assert module64.fn.__self__ is detector.estimator_
+    else:  # the distance score holds the inner estimator's module
+        assert module.module is detector.estimator_.net_.module_
     buffer = io.BytesIO()
     pickle.dump(detector, buffer)
     restored = pickle.loads(buffer.getvalue())
     np.testing.assert_array_equal(restored.score_samples(X), detector.score_samples(X))
 
 
-def test_detector_cache_follows_a_refitted_inner_estimator(X):
+@pytest.mark.parametrize("score", ["combined", "estimator"])
+def test_detector_cache_follows_a_refitted_inner_estimator(X, score):
     inner = AE(n_components=3, init="random", max_epochs=2)
-    detector = AEOutlierDetector(inner, random_state=0).fit(X)
+    detector = AEOutlierDetector(inner, score_type=score, random_state=0).fit(X)
     before = detector.score_samples(X)
     detector.estimator_.set_params(random_state=1).fit(X)  # a new module, outside the detector
     after = detector.score_samples(X)
     assert not np.allclose(before, after)
-    assert_allclose(after, detector.estimator_.score_samples(X), rtol=1e-12, atol=1e-12)
+    assert detector._inference_cache.module.module is detector.estimator_.net_.module_
+    if score == "estimator":
+        assert_allclose(after, detector.estimator_.score_samples(X), rtol=1e-12, atol=1e-12)
 
 
 def test_detector_scoring_module_needs_a_skae_estimator(X):

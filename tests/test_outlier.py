@@ -1,8 +1,13 @@
 """Tests of AEOutlierDetector: sklearn conventions, scores, thresholds, composition."""
 
+import copy
+import math
+
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import chi2
 from sklearn.decomposition import KernelPCA
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import NotFittedError
@@ -13,13 +18,19 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import skae._outlier
 from skae import AE, VAE, AEOutlierDetector, ConvAE, SparseAE
 from skae._outlier import (
     AUTO_N_MAD,
-    DEFAULT_EPOCHS,
+    DEFAULT_BATCH,
     DEFAULT_HIDDEN,
+    DEFAULT_STEPS,
     MAD_TO_STD,
+    MAX_EPOCHS,
+    SCORES,
     default_estimator,
+    robust_gaussian,
+    robust_scale,
 )
 
 FAST = {"max_epochs": 5}
@@ -27,12 +38,15 @@ FAST = {"max_epochs": 5}
 
 @parametrize_with_checks(
     [
-        AEOutlierDetector(AE(**FAST)),
-        AEOutlierDetector(VAE(**FAST)),
-        AEOutlierDetector(SparseAE(**FAST), contamination=0.1),
+        AEOutlierDetector(),
+        AEOutlierDetector(AE(**FAST), residual_scale="feature"),
+        AEOutlierDetector(VAE(**FAST), score_type="estimator"),
+        AEOutlierDetector(SparseAE(**FAST), contamination=0.1, score_type="density"),
+        AEOutlierDetector(AE(**FAST), score_type="reconstruction"),
     ]
 )
-def test_sklearn_compatible_detector(estimator, check):
+def test_sklearn_compatible_detector(estimator, check, monkeypatch):
+    monkeypatch.setattr(skae._outlier, "DEFAULT_STEPS", 20)  # a fast default estimator
     check(estimator)
 
 
@@ -77,12 +91,13 @@ INNER = {
 }
 
 
+@pytest.mark.parametrize("score", SCORES)
 @pytest.mark.parametrize("name", list(INNER))
-def test_scores_are_deterministic(name):
+def test_scores_are_deterministic(name, score):
     X, _ = make_data(n_inliers=120, n_outliers=6)
     X = (X - X.min()) / (X.max() - X.min())  # [0, 1], so BCE applies
-    first = AEOutlierDetector(INNER[name], random_state=0).fit(X)
-    second = AEOutlierDetector(INNER[name], random_state=0).fit(X)
+    first = AEOutlierDetector(INNER[name], score_type=score, random_state=0).fit(X)
+    second = AEOutlierDetector(INNER[name], score_type=score, random_state=0).fit(X)
     scores = first.score_samples(X)
     assert np.isfinite(scores).all()
     # Same seed, same fit; scoring twice, or row by row, changes nothing.
@@ -117,16 +132,30 @@ def test_random_state_is_passed_to_the_inner_estimator(data):
 def test_default_estimator(data):
     X, y = data
     detector = AEOutlierDetector(random_state=0).fit(X)
-    assert isinstance(detector.estimator_, AE)
-    assert detector.estimator_.hidden_layer_sizes == DEFAULT_HIDDEN
-    assert detector.estimator_.max_epochs == DEFAULT_EPOCHS
-    assert detector.estimator_.n_components == 2  # 10 features // 4
+    inner = detector.estimator_
+    assert isinstance(inner, AE)
+    assert inner.hidden_layer_sizes == DEFAULT_HIDDEN
+    assert inner.batch_size == DEFAULT_BATCH
+    assert inner.early_stopping is False
+    assert inner.init == "random"  # not AE's PCA start (see default_estimator)
+    assert inner.n_components == 2  # 10 features // 4
+    # about DEFAULT_STEPS optimiser steps (ceil(315 / 32) = 10 per epoch), at most MAX_EPOCHS
+    assert inner.max_epochs == min(MAX_EPOCHS, math.ceil(DEFAULT_STEPS / 10))
     assert roc_auc_score(y, detector.score_samples(X)) > 0.95
+    assert (detector.predict(X)[y == -1] == -1).all()
 
 
 @pytest.mark.parametrize(("n_features", "n_components"), [(1, 1), (7, 1), (64, 16), (784, 16)])
 def test_default_code_size(n_features, n_components):
-    assert default_estimator(n_features).n_components == n_components
+    assert default_estimator(100, n_features).n_components == n_components
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "max_epochs"),
+    [(1, MAX_EPOCHS), (320, MAX_EPOCHS), (3200, 30), (10**5, 1), (10**7, 1)],
+)
+def test_default_training_is_sized_in_steps(n_samples, max_epochs):
+    assert default_estimator(n_samples, 5).max_epochs == max_epochs
 
 
 def test_decision_function_and_predict(fitted, data):
@@ -183,8 +212,22 @@ def test_per_feature_reconstruction_error(fitted, data):
     assert_allclose(per_feature.sum(axis=1), per_sample * X.shape[1])
     inner = fitted.estimator_
     assert_allclose(per_feature, (X - inner.inverse_transform(inner.transform(X))) ** 2)
-    # For an MSE autoencoder the score is exactly minus the per-sample error.
-    assert_allclose(fitted.score_samples(X), -per_sample, rtol=1e-10)
+    # The "reconstruction" part of the score: errors in units of the residual scale.
+    reconstruction = AEOutlierDetector(
+        fitted.estimator, score_type="reconstruction", random_state=0
+    )
+    reconstruction.fit(X)
+    assert_allclose(
+        reconstruction.score_samples(X),
+        -(
+            reconstruction.reconstruction_error(X, per_feature=True)
+            / reconstruction.residual_scale_**2
+        ).mean(axis=1),
+        rtol=1e-6,  # the module holds the statistics in float32
+    )
+    # For an MSE autoencoder, score_type="estimator" is exactly minus the per-sample error.
+    own = AEOutlierDetector(fitted.estimator, score_type="estimator", random_state=0).fit(X)
+    assert_allclose(own.score_samples(X), -own.reconstruction_error(X), rtol=1e-10)
 
 
 def test_per_feature_error_points_at_the_corrupted_feature(fitted, data):
@@ -196,12 +239,28 @@ def test_per_feature_error_points_at_the_corrupted_feature(fitted, data):
     assert_array_equal(per_feature.argmax(axis=1), columns)
 
 
-def test_estimator_without_score_samples_uses_the_reconstruction_error(data):
-    X, _ = data
+@pytest.mark.parametrize("score", SCORES)
+def test_estimator_without_a_torch_module(data, score):
+    X, y = data
     inner = KernelPCA(n_components=3, kernel="rbf", fit_inverse_transform=True)
-    detector = AEOutlierDetector(inner, contamination=0.05).fit(X)
-    assert_allclose(detector.score_samples(X), -detector.reconstruction_error(X))
+    detector = AEOutlierDetector(inner, score_type=score, contamination=0.05).fit(X)
+    with pytest.raises(TypeError, match="not a skae estimator"):
+        detector._scoring_module()
+    scores = detector.score_samples(X)
+    assert np.isfinite(scores).all()
     assert np.mean(detector.predict(X) == -1) == pytest.approx(0.05, abs=1 / len(X))
+    codes = detector.estimator_.transform(X)
+    off = (detector.reconstruction_error(X, per_feature=True) / detector.residual_scale_**2).mean(1)
+    inside = np.square((codes - detector.code_location_) @ detector.code_whitening_).mean(1)
+    expected = {
+        "combined": -(off + inside),
+        "reconstruction": -off,
+        "density": -inside,
+        "estimator": -detector.reconstruction_error(X),  # KernelPCA has no score_samples
+    }[score]
+    assert_allclose(scores, expected, rtol=1e-10)
+    if score in ("reconstruction", "estimator"):
+        assert roc_auc_score(y, scores) > 0.95
 
 
 def test_float32_input_gives_float64_scores(fitted, data):
@@ -254,6 +313,8 @@ def test_grid_search_with_a_scorer(data, scoring):
         {"contamination": 0.6},
         {"contamination": -0.1},
         {"contamination": "high"},
+        {"score_type": "elbo"},
+        {"residual_scale": "robust"},
         {"estimator": "AE"},
         {"estimator": IsolationForest()},  # no transform / inverse_transform
         {"random_state": "seed"},
@@ -290,3 +351,141 @@ def test_wrong_number_of_features(fitted, data):
     X, _ = data
     with pytest.raises(ValueError, match="features"):
         fitted.reconstruction_error(X[:, :4])
+
+
+def make_inside_data(n_inliers=300, n_outliers=15, n_features=10, seed=0):
+    """Inliers near a 3-dimensional subspace; outliers *on* it, but far from the bulk."""
+    rng = np.random.RandomState(seed)
+    basis = rng.normal(size=(3, n_features))
+    codes = np.vstack([rng.normal(size=(n_inliers, 3)), 6 + rng.normal(size=(n_outliers, 3))])
+    X = codes @ basis + 0.05 * rng.normal(size=(n_inliers + n_outliers, n_features))
+    y = np.r_[np.ones(n_inliers, dtype=int), -np.ones(n_outliers, dtype=int)]
+    return X, y
+
+
+@pytest.mark.parametrize(
+    ("score", "off_auc", "inside_auc"),
+    [
+        ("combined", 0.95, 0.95),  # finds both kinds
+        ("reconstruction", 0.95, None),
+        ("density", None, 0.95),
+        ("estimator", 0.95, None),
+    ],
+)
+def test_each_score_finds_its_outliers(score, off_auc, inside_auc):
+    inner = AE(n_components=3, max_epochs=60)
+    for make, low in ((make_data, off_auc), (make_inside_data, inside_auc)):
+        X, y = make()
+        detector = AEOutlierDetector(inner, score_type=score, random_state=0).fit(X)
+        if low is not None:
+            assert roc_auc_score(y, detector.score_samples(X)) > low
+
+
+def test_combined_score_is_the_sum_of_its_parts(fitted, data):
+    X, _ = data
+    inner = fitted.estimator_
+    codes = inner.transform(X)
+    residuals = X - inner.inverse_transform(codes)
+    off = np.square(residuals / fitted.residual_scale_).mean(axis=1)
+    whitened = (codes - fitted.code_location_) @ fitted.code_whitening_
+    inside = np.square(whitened).mean(axis=1)
+    assert_allclose(
+        fitted.score_samples(X), -(off + inside), rtol=1e-6
+    )  # statistics held in float32
+    # The training rows' parts are about 1 for a typical sample, by construction.
+    assert 0.5 < np.median(off) < 2 and 0.5 < np.median(inside) < 2
+    # The global residual scale is the square root of the median row MSE.
+    train_mse = np.square(residuals).mean(axis=1)
+    assert_allclose(fitted.residual_scale_, np.sqrt(np.median(train_mse)))
+
+
+def test_residual_scale_per_feature():
+    X, y = make_data()
+    X[:, 0] = 0.0  # a feature the model reconstructs (almost) exactly
+    detector = AEOutlierDetector(
+        AE(n_components=3, max_epochs=60), residual_scale="feature", random_state=0
+    ).fit(X)
+    scale = detector.residual_scale_
+    residuals = X - detector.estimator_.inverse_transform(detector.estimator_.transform(X))
+    robust = MAD_TO_STD * np.median(np.abs(residuals), axis=0)
+    floor = 0.1 * np.sqrt(np.mean(robust**2))
+    assert_allclose(scale, np.maximum(robust, floor))
+    assert scale[0] == scale.min() < np.median(scale) / 5
+    assert len(np.unique(scale)) == X.shape[1]
+    assert roc_auc_score(y, detector.score_samples(X)) > 0.95
+
+
+def test_robust_scale_and_gaussian_helpers():
+    rng = np.random.RandomState(0)
+    # global: one value; feature: per column; never zero
+    residuals = rng.normal(size=(1000, 4)) * [1.0, 2.0, 3.0, 0.0]
+    assert_allclose(robust_scale(residuals), np.sqrt(np.median((residuals**2).mean(1))))
+    assert_allclose(robust_scale(residuals, "feature")[:3], [1, 2, 3], rtol=0.1)
+    assert robust_scale(residuals, "feature")[3] == pytest.approx(0.1 * np.sqrt(14 / 4), rel=0.1)
+    assert (robust_scale(np.zeros((5, 3))) > 0).all()
+    assert (robust_scale(np.zeros((5, 3)), "feature") > 0).all()
+    # robust_gaussian: consistent on clean data, unmoved by 10 % of gross outliers
+    cov = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]])
+    codes = rng.multivariate_normal([1.0, -1.0, 0.0], cov, size=2000)
+    codes[:200] += 20.0
+    location, whitening = robust_gaussian(codes)
+    assert_allclose(location, [1.0, -1.0, 0.0], atol=0.15)
+    distances = np.square((codes - location) @ whitening).sum(axis=1)
+    assert np.median(distances) == pytest.approx(chi2.ppf(0.5, 3), rel=1e-6)
+    assert distances[:200].min() > 10 * np.quantile(distances[200:], 0.99)
+    assert_allclose(np.linalg.inv(whitening @ whitening.T), cov, rtol=0.2, atol=0.1)
+    # degenerate codes (all equal) give finite distances
+    location, whitening = robust_gaussian(np.ones((10, 2)))
+    assert np.isfinite(whitening).all()
+
+
+def test_constant_data_gives_finite_scores_and_a_warning():
+    X = np.ones((50, 4))
+    with pytest.warns(UserWarning, match="no spread below their median"):
+        detector = AEOutlierDetector(AE(n_components=2, max_epochs=3), random_state=0).fit(X)
+    assert np.isfinite(detector.score_samples(X)).all()
+    assert np.isfinite(detector.offset_)
+
+
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("name", ["AE", "AE-bce", "SparseAE", "ConvAE", "VAE", "VAE-bce"])
+def test_scoring_module_is_score_samples(name, score):
+    X, _ = make_data(n_inliers=60, n_outliers=4)
+    X = (X - X.min()) / (X.max() - X.min())
+    detector = AEOutlierDetector(INNER[name], score_type=score, random_state=0).fit(X)
+    module = detector._scoring_module()
+    assert isinstance(module, torch.nn.Module)
+    buffers = dict(module.named_buffers())
+    if score != "estimator":
+        assert {"inv_scale", "location", "whitening"} <= set(buffers)
+        assert buffers["inv_scale"].dtype == torch.float32  # the inner module's dtype
+        assert_allclose(buffers["inv_scale"].numpy(), 1 / detector.residual_scale_, rtol=1e-6)
+    # float32 input runs the module itself; float64 input a float64 copy of it
+    module64 = copy.deepcopy(module).double()
+    with torch.inference_mode():
+        out32 = module(torch.tensor(X, dtype=torch.float32))
+        out64 = module64(torch.from_numpy(X))
+    assert out32.shape == (len(X),) and out32.dtype == torch.float32
+    assert_array_equal(out32.numpy(), detector.score_samples(X.astype(np.float32)))
+    assert_allclose(out64.numpy(), detector.score_samples(X), rtol=1e-12, atol=1e-12)
+    # The module is exportable: no numpy, no data-dependent control flow.
+    x = torch.from_numpy(X)
+    exported = torch.export.export(module64, (x,)).module()
+    other = torch.from_numpy(X[::-1].copy() + 0.1)
+    with torch.inference_mode():
+        assert_allclose(exported(other).numpy(), module64(other).numpy(), rtol=1e-12)
+        assert_allclose(exported(other).numpy(), detector.score_samples(other.numpy()), rtol=1e-12)
+
+
+def test_vae_inner_estimator_scores():
+    X, y = make_data()
+    vae = VAE(n_components=3, max_epochs=40)
+    own = AEOutlierDetector(vae, score_type="estimator", random_state=0).fit(X)
+    # score_type="estimator" is the VAE's ELBO, exactly
+    assert_allclose(own.score_samples(X), own.estimator_.score_samples(X), rtol=1e-12)
+    for score in SCORES:
+        detector = AEOutlierDetector(vae, score_type=score, random_state=0).fit(X)
+        scores = detector.score_samples(X)
+        assert np.isfinite(scores).all()
+        if score != "density":
+            assert roc_auc_score(y, scores) > 0.9
