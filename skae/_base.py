@@ -6,7 +6,6 @@ tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
 ``_check_data``, ``_score_samples`` where they differ).
 """
 
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -30,13 +29,13 @@ from skae._data import (
     SparseSource,
     TensorDataset,
     iter_chunks,
-    n_holdout,
     summarize,
 )
 from skae._inference import InferenceCache, decode, encode, run_inference
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
+from skae._plan import LINEAR_PATH_LR_SCALE, training_plan
 from skae._utils import (
     attribute_from_json,
     cpu_copy,
@@ -49,38 +48,6 @@ from skae._utils import (
     seeded,
     to_json,
 )
-
-#: ``batch_size="auto"``: about this many optimiser steps per epoch, with a
-#: batch of a power of two rows within AUTO_BATCH (larger batches for more
-#: rows: on a CPU a step's fixed cost dominates small batches), and at most
-#: about AUTO_BATCH_WORK / (the model's multiply-adds per row) rows (but at
-#: least AUTO_BATCH_WIDE): a costly model gains no speed from larger
-#: batches, only fewer steps.
-AUTO_STEPS_PER_EPOCH = 16
-AUTO_BATCH = (32, 512)
-AUTO_BATCH_WORK = 1.2e8
-AUTO_BATCH_WIDE = 64
-
-#: ``lr="auto"``: this rate at AUTO_BATCH[0] rows per step, growing as the square
-#: root of the batch size (e.g. 2.8e-3 at 64 rows, 8e-3 at 512), per optimiser.
-AUTO_LR = {"adam": 2e-3, "adamw": 2e-3, "rmsprop": 2e-3, "sgd": 2e-2}
-
-#: ``max_epochs="auto"``: epochs such that training costs about AUTO_BUDGET
-#: multiply-adds (rows x the module's multiply-adds per row x epochs), within
-#: AUTO_EPOCHS: narrow data get the most epochs, wide data or many rows fewer.
-AUTO_BUDGET = 1.4e11
-AUTO_EPOCHS = (10, 100)
-
-#: Fraction of the optimiser steps over which the learning rate warms up.
-WARMUP_FRACTION = 0.05
-
-#: Learning-rate multiplier of a linear path started at PCA's solution: it is
-#: already a good solution, the nonlinear branches have everything to learn.
-LINEAR_PATH_LR_SCALE = 0.3
-
-#: ``early_stopping="auto"`` holds out a validation set when it gets at least
-#: this many rows.
-AUTO_MIN_VALID = 2
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -95,11 +62,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     #: if not, fitting warns.
     _overcomplete = False
 
-    #: Learning-rate multiplier of the module's linear path (``init="pca"``).
-    _linear_lr_scale = LINEAR_PATH_LR_SCALE
-
-    #: ``max_epochs="auto"``'s budget of multiply-adds (see AUTO_BUDGET).
-    _auto_budget = AUTO_BUDGET
+    #: The estimator's kind in :mod:`skae._plan`'s per-kind tables (the
+    #: ``max_epochs="auto"`` budget, the linear path's learning-rate scale).
+    _plan_kind = "dense"
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -300,44 +265,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _plan(self, n_samples, cost):
         """Resolve the ``"auto"`` training parameters for ``n_samples`` rows.
 
-        ``cost`` is the module's multiply-adds per row. Returns a dict with
-        ``n_valid`` (rows held out, 0 for none), ``batch_size``, ``lr``,
-        ``max_epochs``, ``total_steps`` and ``warmup_steps``.
+        ``cost`` is the module's multiply-adds per row; see
+        :func:`skae._plan.training_plan` for the dict returned.
         """
-        n_valid = 0
-        if self.early_stopping is True:
-            n_valid = n_holdout(self.validation_fraction, n_samples)
-        elif self.early_stopping == "auto":
-            candidate = n_holdout(self.validation_fraction, n_samples)
-            if candidate >= AUTO_MIN_VALID and n_samples - candidate >= 1:
-                n_valid = candidate
-        n_train = n_samples - n_valid
-        if self.batch_size == "auto":
-            power = round(math.log2(max(1.0, n_train / AUTO_STEPS_PER_EPOCH)))
-            largest = 2 ** round(math.log2(max(1.0, AUTO_BATCH_WORK / max(1, cost))))
-            largest = min(AUTO_BATCH[1], max(AUTO_BATCH_WIDE, largest))
-            batch_size = int(min(largest, max(AUTO_BATCH[0], 2**power)))
-        else:
-            batch_size = self.batch_size
-        if self.lr == "auto":
-            lr = AUTO_LR[self.optimizer] * math.sqrt(batch_size / AUTO_BATCH[0])
-        else:
-            lr = float(self.lr)
-        steps_per_epoch = math.ceil(n_train / batch_size)
-        if self.max_epochs == "auto":
-            epochs = self._auto_budget / (max(1, n_train) * max(1, cost))
-            max_epochs = int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], round(epochs))))
-        else:
-            max_epochs = self.max_epochs
-        total_steps = max_epochs * steps_per_epoch
-        return {
-            "n_valid": n_valid,
-            "batch_size": batch_size,
-            "lr": lr,
-            "max_epochs": max_epochs,
-            "total_steps": total_steps,
-            "warmup_steps": int(WARMUP_FRACTION * total_steps),
-        }
+        return training_plan(
+            n_samples,
+            cost,
+            kind=self._plan_kind,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            optimizer=self.optimizer,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+        )
 
     def _validate(self, X, reset):
         return validate_data(
@@ -478,6 +419,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         criterion, criterion_kwargs, terms = self._criterion()
         module, module_kwargs = self._module(self.n_features_in_)
         linear_path = bool(module_kwargs.get("linear_path"))
+        lr_scale = LINEAR_PATH_LR_SCALE[self._plan_kind]
         validation_fraction = self.validation_fraction if plan["n_valid"] else None
         return self._make_net(
             module=module,
@@ -498,7 +440,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             verbose=int(self.verbose),
             total_steps=plan["total_steps"],
             warmup_steps=plan["warmup_steps"],
-            param_groups=[("linear.*", {"lr_scale": self._linear_lr_scale})] if linear_path else (),
+            param_groups=[("linear.*", {"lr_scale": lr_scale})] if linear_path else (),
             reference=linear_path,
             validation_noise=(self.noise, self.noise_level) if self.noise else None,
         )

@@ -78,12 +78,10 @@ class ConvAE(BaseAutoencoder):
         """,
     }
 
-    #: The linear path holds PCA's solution as a fixed reference (see ``init``).
-    _linear_lr_scale = 0.0
-
-    #: Convolutions learn more slowly per multiply-add than dense layers: a larger
-    #: ``max_epochs="auto"`` budget (about 31 epochs on 7,200 MNIST images).
-    _auto_budget = 5e11
+    #: Convolutions learn more slowly per multiply-add than dense layers (a larger
+    #: ``max_epochs="auto"`` budget), and the linear path holds PCA's solution as a
+    #: fixed reference (see ``init``): :mod:`skae._plan`'s ``"conv"`` entries.
+    _plan_kind = "conv"
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,

@@ -9,7 +9,12 @@ Every public estimator's class docstring is a template in which
     ``_parameter_docs`` dicts of the class and its bases (the nearest class
     wins), then in :data:`PARAMETERS`, the entries shared by every
     estimator. ``{default}`` in an entry becomes the signature's default
-    value, so a documented default cannot differ from the code.
+    value, so a documented default cannot differ from the code; the
+    numbers of the training plan (``{budget}``, ``{batch_min}``, ... : see
+    :func:`plan_values`) are rendered from :mod:`skae._plan`'s constants
+    for the class's plan kind, so the documented ``"auto"`` rules cannot
+    differ from the code either. A line that a value makes too long is
+    wrapped.
 ``{attributes}``
     :data:`ATTRIBUTES`, the fitted attributes shared by every estimator.
 ``{name}``
@@ -24,12 +29,16 @@ first line, the description indented by four spaces below); it may be
 indented as a whole in the source (it is dedented with
 :func:`textwrap.dedent`), and :func:`fill_doc` indents it to the
 placeholder's column. To change a shared parameter's description, edit
-:data:`PARAMETERS`; to change a default, change the signature only.
+:data:`PARAMETERS`; to change a default, change the signature only; to
+change a number of the ``"auto"`` plan, change :mod:`skae._plan` only.
 """
 
 import inspect
+import math
 import re
 import textwrap
+
+from skae import _plan
 
 #: Entries shared by the estimators, by parameter name.
 PARAMETERS = {
@@ -60,23 +69,30 @@ noise_level : float, default={default}
     "max_epochs": """\
 max_epochs : int or "auto", default={default}
     Maximum number of passes over the training data. ``"auto"`` sizes
-    training to the data and the model: epochs such that the training
-    costs about 8e10 multiply-adds (rows x the model's multiply-adds per
-    row x epochs), within 10 to 100 (100 on tables of up to a few
-    thousand rows, about 24 for a dense model on 7,000 MNIST images).
-    The learning rate warms up over the first 5% of the steps and then
-    decays to zero along a half cosine; training may stop earlier on a
-    plateau (see ``n_iter_no_change``).""",
+    training to the data and the model, for a budget of about {budget}
+    multiply-adds: ``min({epochs_max}, max({epochs_min}, round({budget} / (n_train *
+    cost))))`` epochs, where ``n_train`` is the number of training rows
+    (after the validation split) and ``cost`` the model's multiply-adds per
+    row. Narrow tables get the most epochs, wide data or many rows fewer:
+    {epochs_example}.
+    The learning rate warms up over the first {warmup} of the steps and
+    then decays to zero along a half cosine; training may stop earlier on
+    a plateau (see ``n_iter_no_change``).""",
     "batch_size": """\
 batch_size : int or "auto", default={default}
-    Rows per optimiser step. ``"auto"``: about 16 steps per epoch, as a
-    power of two between 32 and 512 rows (larger batches for more rows:
-    on a CPU, a step's fixed cost dominates small batches).""",
+    Rows per optimiser step. ``"auto"``: about {steps_per_epoch} steps per epoch, as a
+    power of two between {batch_min} and {batch_max} rows, ``min(largest, max({batch_min}, 2 **
+    round(log2(n_train / {steps_per_epoch}))))`` with ``largest = min({batch_max}, max({batch_wide},
+    2 ** round(log2({batch_work} / cost))))``: larger batches for more rows (on
+    a CPU, a step's fixed cost dominates small batches), but smaller ones
+    for a model of a large ``cost`` (multiply-adds per row), which gains no
+    speed from larger batches, only fewer steps.""",
     "lr": """\
 lr : float or "auto", default={default}
-    Peak learning rate. ``"auto"``: 2e-3 for Adam, AdamW and RMSprop
-    (2e-2 for SGD) at 32 rows per step, growing as the square root of
-    the batch size (2.8e-3 at 64 rows, 8e-3 at 512).""",
+    Peak learning rate. ``"auto"``: ``rate * sqrt(batch_size / {batch_min})``,
+    growing as the square root of the batch size, where ``rate`` is
+    {auto_lr}
+    (for Adam, {lr_examples}).""",
     "init": """\
 init : {"pca", "random"}, default={default}
     How the model starts. ``"pca"``: beside the nonlinear encoder and
@@ -102,7 +118,8 @@ early_stopping : bool or "auto", default={default}
     ``n_iter_no_change`` epochs, and keep the weights of the best epoch
     (the initial weights included). If False, train on all rows and stop
     when the training loss plateaus in the same sense. ``"auto"``: True
-    when the held-out fraction is at least 2 rows.""",
+    when the held-out fraction is at least {min_valid} rows and leaves at
+    least one row to train on.""",
     "validation_fraction": """\
 validation_fraction : float, default={default}
     Fraction of the rows held out when early stopping is on.""",
@@ -231,8 +248,113 @@ ACCELERATED_CLASS_DOC = """{summary}
     {example_shape}
 """
 
+#: Width of a filled entry's lines (before it is indented into a docstring).
+WIDTH = 76
+
 _PLACEHOLDER = re.compile(r"^( *)\{(\w+)\}$", re.MULTILINE)
 _INLINE = re.compile(r"\{(\w+)\}")
+
+
+#: How the docs name the optimisers of :data:`skae._plan.AUTO_LR`.
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}
+
+#: The worked example of ``max_epochs="auto"`` in each plan kind's docs: a
+#: model fitted with its defaults on EXAMPLE_ROWS MNIST images (784 pixels),
+#: and its multiply-adds per row (the tests check them against the model).
+EPOCHS_EXAMPLE = {
+    "dense": ("AE(32)", 467_968),
+    "conv": ("ConvAE(32, input_shape=(1, 28, 28))", 2_182_656),
+}
+EXAMPLE_ROWS = 8_000
+
+
+def format_number(value):
+    """A number as the docs write it: an integer plainly (``3000``, ``95,969``), else
+    to two significant digits, in scientific notation (mantissa ``e`` exponent)
+    outside [0.1, one million)."""
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 10**6:
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
+    exponent = math.floor(math.log10(abs(value)))
+    if -1 <= exponent < 6:
+        return f"{value:.2g}"
+    return f"{value / 10**exponent:.2g}e{exponent}"
+
+
+def _largest(predicate, high=10**12):
+    """The largest ``n`` in 1..high with ``predicate(n)`` (true up to it, false after)."""
+    low = 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if predicate(middle) else (low, middle - 1)
+    return low
+
+
+def plan_values(cls):
+    """The numbers of :mod:`skae._plan` that ``cls``'s docs show, by placeholder name.
+
+    They are formatted from the plan's constants and computed with its
+    functions (the worked examples), for ``cls``'s plan kind
+    (``cls._plan_kind``, ``"dense"`` when it has none) and defaults.
+    """
+    kind = getattr(cls, "_plan_kind", "dense")
+    rates = {}
+    for name, rate in _plan.AUTO_LR.items():
+        rates.setdefault(rate, []).append(OPTIMIZER_NAMES[name])
+    by_rate = [
+        f"{format_number(rate)} for {', '.join(names[:-1]) + ' and ' if names[1:] else ''}"
+        f"{names[-1]}"
+        for rate, names in rates.items()
+    ]
+    low, high = _plan.AUTO_BATCH
+    adam = _plan.AUTO_LR["adam"]
+    cap = _plan.AUTO_EPOCHS[1]
+
+    def detector_epochs(n_samples):
+        return _plan.detector_plan(n_samples, 1)["max_epochs"]
+
+    values = {
+        "budget": format_number(_plan.AUTO_BUDGET[kind]),
+        "epochs_min": format_number(_plan.AUTO_EPOCHS[0]),
+        "epochs_max": format_number(cap),
+        "warmup": f"{_plan.WARMUP_FRACTION:.0%}",
+        "steps_per_epoch": format_number(_plan.AUTO_STEPS_PER_EPOCH),
+        "batch_min": format_number(low),
+        "batch_max": format_number(high),
+        "batch_wide": format_number(_plan.AUTO_BATCH_WIDE),
+        "batch_work": format_number(_plan.AUTO_BATCH_WORK),
+        "auto_lr": "; ".join(by_rate),
+        "lr_examples": " and ".join(
+            f"{format_number(adam * math.sqrt(rows / low))} at {format_number(rows)} rows"
+            for rows in (2 * low, high)
+        ),
+        "min_valid": format_number(_plan.AUTO_MIN_VALID),
+        "detector_code_ratio": format_number(_plan.DETECTOR_CODE_RATIO),
+        "detector_max_code": format_number(_plan.DETECTOR_MAX_CODE),
+        "detector_hidden": repr(_plan.DETECTOR_HIDDEN),
+        "detector_steps": format_number(_plan.DETECTOR_STEPS),
+        "detector_batch": format_number(_plan.DETECTOR_BATCH),
+        "detector_lr": format_number(_plan.DETECTOR_LR),
+        "detector_rows_capped": format_number(_largest(lambda n: detector_epochs(n) == cap)),
+        "detector_rows_one_pass": format_number(_largest(lambda n: detector_epochs(n) > 1) + 1),
+    }
+    defaults = {
+        name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()
+    }
+    keys = ("batch_size", "lr", "max_epochs", "optimizer", "early_stopping")
+    if all(key in defaults for key in (*keys, "validation_fraction")):
+        model, cost = EPOCHS_EXAMPLE[kind]
+        epochs = _plan.training_plan(
+            EXAMPLE_ROWS,
+            cost,
+            kind=kind,
+            validation_fraction=defaults["validation_fraction"],
+            **{key: defaults[key] for key in keys},
+        )["max_epochs"]
+        values["epochs_example"] = (
+            f"e.g. {epochs} epochs for ``{model}`` on {format_number(EXAMPLE_ROWS)} MNIST "
+            f"images, {format_number(cost)} multiply-adds per row"
+        )
+    return values
 
 
 def format_default(value):
@@ -251,6 +373,7 @@ def parameter_docs(cls):
     docs = dict(PARAMETERS)
     for klass in reversed(cls.__mro__):
         docs.update(vars(klass).get("_parameter_docs", {}))
+    values = plan_values(cls)
     entries = []
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name == "self":
@@ -258,8 +381,36 @@ def parameter_docs(cls):
         if name not in docs:
             raise KeyError(f"{cls.__name__}: parameter {name!r} is not documented")
         default = "" if param.default is param.empty else format_default(param.default)
-        entries.append(textwrap.dedent(docs[name]).strip().replace("{default}", default))
+        entry = textwrap.dedent(docs[name]).strip()
+        entries.append(_fill_entry(entry, {**values, "default": default}))
     return "\n\n".join(entries)
+
+
+def _fill_entry(entry, values):
+    """Replace the ``{name}`` placeholders of ``values`` in an entry.
+
+    A description line that a value makes longer than :data:`WIDTH` is
+    wrapped at that width, its continuation lines indented as it is (two
+    more spaces in a list item); the first line (name, type and default)
+    stays one line.
+    """
+    lines = []
+    for number, line in enumerate(entry.split("\n")):
+        filled = _INLINE.sub(lambda match: values.get(match[1], match[0]), line)
+        if number == 0 or filled == line or len(filled) <= WIDTH:  # never wrap the name line
+            lines.append(filled)
+            continue
+        text = filled.lstrip()
+        indent = filled[: len(filled) - len(text)]
+        lines += textwrap.wrap(
+            text,
+            WIDTH,
+            initial_indent=indent,
+            subsequent_indent=indent + ("  " if text.startswith("- ") else ""),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return "\n".join(lines)
 
 
 def _indent(text, prefix):

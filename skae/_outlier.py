@@ -16,6 +16,7 @@ from skae._ae import AE
 from skae._base import BaseAutoencoder
 from skae._docs import fill_doc
 from skae._inference import InferenceCache, forward, run_inference, scorer
+from skae._plan import detector_plan
 from skae._utils import make_seed
 
 #: ``contamination="auto"``: the offset is this many robust standard deviations
@@ -25,23 +26,6 @@ AUTO_N_MAD = 3.5
 
 #: Scales the median absolute deviation to a standard deviation under normality.
 MAD_TO_STD = 1.4826
-
-#: ``estimator=None``: an AE with this hidden layer and a code of
-#: ``n_features // CODE_RATIO`` units within 1..MAX_CODE, trained with Adam
-#: (DEFAULT_LR, batches of DEFAULT_BATCH rows) for about DEFAULT_STEPS
-#: optimiser steps, whatever the number of rows, but at most MAX_EPOCHS epochs
-#: (AE's own cap for ``max_epochs="auto"``: longer, it memorises a few hundred
-#: training rows, and the threshold set on their scores flags most new
-#: inliers), from random weights (not AE's default PCA start: with it, the
-#: off-manifold term behaves more like PCA's reconstruction error, which ranks
-#: anomalies worse on ADBench's tables).
-DEFAULT_HIDDEN = (128,)
-CODE_RATIO = 4
-MAX_CODE = 16
-DEFAULT_STEPS = 3000
-DEFAULT_BATCH = 32
-DEFAULT_LR = 1e-3
-MAX_EPOCHS = 100
 
 #: ``residual_scale="feature"``: each feature's residual scale is at least this
 #: fraction of the root mean square of all the features' scales, so that a
@@ -64,6 +48,9 @@ SCORES = ("combined", "reconstruction", "density", "estimator")
 def default_estimator(n_samples, n_features):
     """The autoencoder used when ``estimator=None``, for data of this shape.
 
+    Sized and trained as :func:`skae._plan.detector_plan` says, from random
+    weights, with no early stopping.
+
     Parameters
     ----------
     n_samples : int
@@ -85,16 +72,12 @@ def default_estimator(n_samples, n_features):
     >>> default_estimator(200, 20).max_epochs  # 3,000 steps would be 429 epochs
     100
     """
-    n_components = int(min(MAX_CODE, max(1, n_features // CODE_RATIO)))
-    steps_per_epoch = max(1, math.ceil(n_samples / DEFAULT_BATCH))
     return AE(
-        n_components=n_components,
-        hidden_layer_sizes=DEFAULT_HIDDEN,
-        max_epochs=max(1, min(MAX_EPOCHS, math.ceil(DEFAULT_STEPS / steps_per_epoch))),
-        batch_size=DEFAULT_BATCH,
-        lr=DEFAULT_LR,
+        **detector_plan(n_samples, n_features),
         early_stopping=False,
         tol=0.0,
+        # Not AE's default PCA start: with it, the off-manifold term behaves more
+        # like PCA's reconstruction error, which ranks anomalies worse on ADBench.
         init="random",
     )
 
@@ -307,15 +290,17 @@ class AEOutlierDetector(OutlierMixin, BaseEstimator):
             The autoencoder to train: any skae estimator, or any estimator with
             ``fit``, ``transform`` and ``inverse_transform``. It is cloned, and
             the clone is fitted. ``None`` uses an :class:`AE` sized to the data:
-            a code of ``n_features // 4`` units clipped to 1..16 (narrow, so
-            that it cannot copy unusual inputs through), one hidden layer of 128
-            units, random initial weights (``init="random"``), and about 3,000
-            Adam steps on batches of 32 rows (learning rate 1e-3, no early
-            stopping), at most 100 epochs, i.e. ``max_epochs = min(100,
-            ceil(3000 / ceil(n_samples / 32)))``: 100 epochs up to about 1,000
-            rows, one pass over 100,000. A budget in steps keeps training time
-            bounded on large data and enough on small data; the cap of 100
-            epochs (:class:`AE`'s own for ``max_epochs="auto"``) keeps it from
+            a code of ``n_features // {detector_code_ratio}`` units clipped to
+            1..{detector_max_code} (narrow, so that it cannot copy unusual inputs
+            through), ``hidden_layer_sizes={detector_hidden}``, random initial weights
+            (``init="random"``), and about {detector_steps} Adam steps on batches
+            of {detector_batch} rows (learning rate {detector_lr}, no early stopping), at
+            most {epochs_max} epochs, i.e. ``max_epochs = min({epochs_max}, ceil({detector_steps} /
+            ceil(n_samples / {detector_batch})))``: {epochs_max} epochs up to
+            {detector_rows_capped} rows, one pass from {detector_rows_one_pass} rows. A
+            budget in steps keeps training time bounded on large data and enough
+            on small data; the cap of {epochs_max} epochs (:class:`AE`'s own for
+            ``max_epochs="auto"``) keeps it from
             memorising small training sets, whose threshold would then flag
             most new inliers. These settings differ from
             :class:`AE`'s defaults (a PCA start and an ``"auto"`` budget with

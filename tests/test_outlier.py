@@ -18,20 +18,19 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import skae._outlier
+import skae._plan
 from skae import AE, VAE, AEOutlierDetector, ConvAE, SparseAE
 from skae._outlier import (
     AUTO_N_MAD,
-    DEFAULT_BATCH,
-    DEFAULT_HIDDEN,
-    DEFAULT_STEPS,
     MAD_TO_STD,
-    MAX_EPOCHS,
     SCORES,
     default_estimator,
     robust_gaussian,
     robust_scale,
 )
+from skae._plan import AUTO_EPOCHS, DETECTOR_BATCH, DETECTOR_HIDDEN, DETECTOR_STEPS
+
+MAX_EPOCHS = AUTO_EPOCHS[1]  # the detector's cap is AE's own
 
 FAST = {"max_epochs": 5}
 
@@ -46,7 +45,7 @@ FAST = {"max_epochs": 5}
     ]
 )
 def test_sklearn_compatible_detector(estimator, check, monkeypatch):
-    monkeypatch.setattr(skae._outlier, "DEFAULT_STEPS", 20)  # a fast default estimator
+    monkeypatch.setattr(skae._plan, "DETECTOR_STEPS", 20)  # a fast default estimator
     check(estimator)
 
 
@@ -134,13 +133,13 @@ def test_default_estimator(data):
     detector = AEOutlierDetector(random_state=0).fit(X)
     inner = detector.estimator_
     assert isinstance(inner, AE)
-    assert inner.hidden_layer_sizes == DEFAULT_HIDDEN
-    assert inner.batch_size == DEFAULT_BATCH
+    assert inner.hidden_layer_sizes == DETECTOR_HIDDEN
+    assert inner.batch_size == DETECTOR_BATCH
     assert inner.early_stopping is False
     assert inner.init == "random"  # not AE's PCA start (see default_estimator)
     assert inner.n_components == 2  # 10 features // 4
-    # about DEFAULT_STEPS optimiser steps (ceil(315 / 32) = 10 per epoch), at most MAX_EPOCHS
-    assert inner.max_epochs == min(MAX_EPOCHS, math.ceil(DEFAULT_STEPS / 10))
+    # about DETECTOR_STEPS optimiser steps (ceil(315 / 32) = 10 per epoch), at most MAX_EPOCHS
+    assert inner.max_epochs == min(MAX_EPOCHS, math.ceil(DETECTOR_STEPS / 10))
     assert roc_auc_score(y, detector.score_samples(X)) > 0.95
     assert (detector.predict(X)[y == -1] == -1).all()
 

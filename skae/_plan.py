@@ -1,0 +1,167 @@
+"""The training plan: how skae sizes training that is left to ``"auto"``.
+
+Pure arithmetic on a few numbers (rows, the model's multiply-adds per row,
+the estimator's parameters); nothing here imports scikit-learn, skorch or
+torch. Every number that sizes training lives here, and the documentation
+renders these constants (:mod:`skae._docs`), so the docs cannot drift from
+the code:
+
+- :func:`training_plan` resolves an estimator's ``batch_size``, ``lr``,
+  ``max_epochs`` and ``early_stopping`` (``"auto"`` or given) to the values
+  a fit uses, with the validation split and the learning-rate schedule's
+  steps;
+- :func:`detector_plan` sizes the autoencoder that
+  :class:`skae.AEOutlierDetector` trains when ``estimator=None``.
+
+Estimators of different kinds may need different numbers: an estimator's
+``_plan_kind`` (``"dense"`` or ``"conv"``) selects its entries in the
+per-kind tables (:data:`AUTO_BUDGET`, :data:`LINEAR_PATH_LR_SCALE`).
+"""
+
+import math
+
+from skae._data import n_holdout
+
+#: ``batch_size="auto"``: about this many optimiser steps per epoch, with a
+#: batch of a power of two rows within AUTO_BATCH (larger batches for more
+#: rows: on a CPU a step's fixed cost dominates small batches), and at most
+#: about AUTO_BATCH_WORK / (the model's multiply-adds per row) rows (but at
+#: least AUTO_BATCH_WIDE): a costly model gains no speed from larger
+#: batches, only fewer steps.
+AUTO_STEPS_PER_EPOCH = 16
+AUTO_BATCH = (32, 512)
+AUTO_BATCH_WORK = 1.2e8
+AUTO_BATCH_WIDE = 64
+
+#: ``lr="auto"``: this rate at AUTO_BATCH[0] rows per step, growing as the square
+#: root of the batch size (e.g. 2.8e-3 at 64 rows, 8e-3 at 512), per optimiser.
+AUTO_LR = {"adam": 2e-3, "adamw": 2e-3, "rmsprop": 2e-3, "sgd": 2e-2}
+
+#: ``max_epochs="auto"``: epochs such that training costs about AUTO_BUDGET
+#: multiply-adds (rows x the module's multiply-adds per row x epochs), within
+#: AUTO_EPOCHS: narrow data get the most epochs, wide data or many rows fewer.
+#: By estimator kind: convolutions learn more slowly per multiply-add than
+#: dense layers, so ``"conv"`` gets a larger budget.
+AUTO_BUDGET = {"dense": 1.4e11, "conv": 5e11}
+AUTO_EPOCHS = (10, 100)
+
+#: Fraction of the optimiser steps over which the learning rate warms up.
+WARMUP_FRACTION = 0.05
+
+#: Learning-rate multiplier of a linear path started at PCA's solution, by
+#: estimator kind: it is already a good solution, the nonlinear branches have
+#: everything to learn. ``"conv"`` keeps PCA's solution as a fixed reference.
+LINEAR_PATH_LR_SCALE = {"dense": 0.3, "conv": 0.0}
+
+#: ``early_stopping="auto"`` holds out a validation set when it gets at least
+#: this many rows.
+AUTO_MIN_VALID = 2
+
+#: ``AEOutlierDetector(estimator=None)``: an AE with a hidden layer of
+#: DETECTOR_HIDDEN units and a code of ``n_features // DETECTOR_CODE_RATIO``
+#: units within 1..DETECTOR_MAX_CODE, trained with Adam (DETECTOR_LR, batches
+#: of DETECTOR_BATCH rows) for about DETECTOR_STEPS optimiser steps, whatever
+#: the number of rows, but at most AE's own cap for ``max_epochs="auto"``
+#: (``AUTO_EPOCHS[1]``): longer, it memorises a few hundred training rows, and
+#: the threshold set on their scores flags most new inliers.
+DETECTOR_HIDDEN = (128,)
+DETECTOR_CODE_RATIO = 4
+DETECTOR_MAX_CODE = 16
+DETECTOR_STEPS = 3000
+DETECTOR_BATCH = 32
+DETECTOR_LR = 1e-3
+
+
+def training_plan(
+    n_samples,
+    cost,
+    *,
+    kind,
+    batch_size,
+    lr,
+    max_epochs,
+    optimizer,
+    early_stopping,
+    validation_fraction,
+):
+    """Resolve the training parameters of a fit on ``n_samples`` rows.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows of the training data (before the validation split).
+    cost : int
+        The module's multiply-adds per row.
+    kind : {"dense", "conv"}
+        The estimator's kind (its entry in :data:`AUTO_BUDGET`).
+    batch_size, lr, max_epochs : int, float or "auto"
+        The estimator's parameters.
+    optimizer : str
+        The optimiser's name (a key of :data:`AUTO_LR`).
+    early_stopping : bool or "auto"
+        The estimator's parameter.
+    validation_fraction : float
+        Fraction of the rows held out when early stopping is on.
+
+    Returns
+    -------
+    plan : dict
+        ``n_valid`` (rows held out, 0 for none), ``batch_size``, ``lr``,
+        ``max_epochs``, ``total_steps`` and ``warmup_steps``.
+    """
+    n_valid = 0
+    if early_stopping is True:
+        n_valid = n_holdout(validation_fraction, n_samples)
+    elif early_stopping == "auto":
+        candidate = n_holdout(validation_fraction, n_samples)
+        if candidate >= AUTO_MIN_VALID and n_samples - candidate >= 1:
+            n_valid = candidate
+    n_train = n_samples - n_valid
+    if batch_size == "auto":
+        power = round(math.log2(max(1.0, n_train / AUTO_STEPS_PER_EPOCH)))
+        largest = 2 ** round(math.log2(max(1.0, AUTO_BATCH_WORK / max(1, cost))))
+        largest = min(AUTO_BATCH[1], max(AUTO_BATCH_WIDE, largest))
+        batch_size = int(min(largest, max(AUTO_BATCH[0], 2**power)))
+    if lr == "auto":
+        lr = AUTO_LR[optimizer] * math.sqrt(batch_size / AUTO_BATCH[0])
+    else:
+        lr = float(lr)
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    if max_epochs == "auto":
+        epochs = AUTO_BUDGET[kind] / (max(1, n_train) * max(1, cost))
+        max_epochs = int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], round(epochs))))
+    total_steps = max_epochs * steps_per_epoch
+    return {
+        "n_valid": n_valid,
+        "batch_size": batch_size,
+        "lr": lr,
+        "max_epochs": max_epochs,
+        "total_steps": total_steps,
+        "warmup_steps": int(WARMUP_FRACTION * total_steps),
+    }
+
+
+def detector_plan(n_samples, n_features):
+    """The size and training of the detector's default autoencoder (see DETECTOR_STEPS).
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of training rows; the epochs are sized from it.
+    n_features : int
+        Number of features; the code size is sized from it.
+
+    Returns
+    -------
+    params : dict
+        ``n_components``, ``hidden_layer_sizes``, ``max_epochs``,
+        ``batch_size`` and ``lr``: parameters of :class:`skae.AE`.
+    """
+    steps_per_epoch = max(1, math.ceil(n_samples / DETECTOR_BATCH))
+    return {
+        "n_components": int(min(DETECTOR_MAX_CODE, max(1, n_features // DETECTOR_CODE_RATIO))),
+        "hidden_layer_sizes": DETECTOR_HIDDEN,
+        "max_epochs": max(1, min(AUTO_EPOCHS[1], math.ceil(DETECTOR_STEPS / steps_per_epoch))),
+        "batch_size": DETECTOR_BATCH,
+        "lr": DETECTOR_LR,
+    }
