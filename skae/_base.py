@@ -6,11 +6,11 @@ tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
 ``_check_data``, ``_score_samples`` where they differ).
 """
 
+import functools
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -23,14 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.history import History
 
-from skae._data import (
-    LazyDataset,
-    MemmapSource,
-    SparseSource,
-    TensorDataset,
-    iter_chunks,
-    summarize,
-)
+from skae._data import as_dataset, summarize
 from skae._inference import InferenceCache, decode, encode, run_inference
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
@@ -147,8 +140,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Return ``(criterion_class, kwargs, logged_term_names)``."""
         raise NotImplementedError
 
-    def _check_data(self, X):
-        """Estimator-specific checks of the validated training data."""
+    def _check_data(self, n_features):
+        """Estimator-specific checks of the validated training data's ``n_features``."""
 
     def _before_training(self):
         """Called by ``fit`` and ``partial_fit`` after the parameters are validated.
@@ -219,32 +212,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _training_data(self, X, device, reset):
         """Validate ``X`` for training and return it as a dataset on ``device``.
 
-        Dense arrays become one float32 tensor on the device. A
-        ``numpy.memmap`` is validated and read chunk by chunk from its file,
-        never loaded whole; sparse matrices are densified chunk by chunk.
+        See :func:`skae._data.as_dataset`: a ``numpy.memmap`` is validated
+        and read chunk by chunk from its file, never loaded whole.
         """
-        if MemmapSource.supports(X):
-            # sklearn's checks (shape, dtype, n_features) on the first row only;
-            # the values are checked chunk by chunk below.
-            self._validate(X[:1], reset=reset)
-            source = MemmapSource(X)
-            low, high = np.inf, -np.inf
-            for block in iter_chunks(source):
-                assert_all_finite(block, input_name="X")
-                low, high = min(low, float(block.min())), max(high, float(block.max()))
-            dataset = LazyDataset(source, device)
-        else:
-            X = self._validate(X, reset=reset)
-            if sp.issparse(X):
-                implicit_zeros = X.nnz < X.shape[0] * X.shape[1]
-                low = min(X.data.min(initial=0.0), 0.0) if implicit_zeros else X.data.min()
-                high = max(X.data.max(initial=0.0), 0.0) if implicit_zeros else X.data.max()
-                dataset = LazyDataset(SparseSource(X), device)
-            else:
-                low, high = float(X.min()), float(X.max())
-                dataset = TensorDataset(torch.tensor(X, dtype=torch.float32, device=device))
-        self._check_common(len(dataset), float(low), float(high))
-        self._check_data(X)
+        dataset, low, high = as_dataset(
+            X,
+            device,
+            validate=functools.partial(self._validate, reset=reset),
+            check_finite=functools.partial(assert_all_finite, input_name="X"),
+        )
+        self._check_common(len(dataset), low, high)
+        self._check_data(self.n_features_in_)
         if reset:
             self._check_code_size()
         return dataset

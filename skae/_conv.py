@@ -168,8 +168,8 @@ class ConvAE(BaseAutoencoder):
             )
         return tuple(int(c) for c in channels)
 
-    def _check_data(self, X):
-        self._input_shape(X.shape[1])
+    def _check_data(self, n_features):
+        self._input_shape(n_features)
         self._channels()
 
     def _module(self, n_features):

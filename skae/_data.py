@@ -10,6 +10,10 @@ Pure numpy / scipy / torch; nothing here knows about scikit-learn or skorch.
 - A scipy sparse matrix is densified one chunk at a time
   (:class:`SparseSource`); both are served by :class:`LazyDataset`.
 
+:func:`as_dataset` makes that choice for training data, once, and measures
+the data's value range on the way; the caller's validation (scikit-learn's,
+in skae's estimators) is passed in.
+
 Both datasets have one interface, which skae's iterators and train split use
 without knowing which one they hold:
 
@@ -28,6 +32,7 @@ import math
 import mmap
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 #: Bytes of float32 rows read from a lazy source at a time (shuffled within,
@@ -233,6 +238,55 @@ class LazyDataset(torch.utils.data.Dataset):
         positions = np.arange(start, min(n, start + per))
         positions = np.resize(positions, per) if len(positions) else np.arange(n - per, n)
         return self.subset(positions)
+
+
+def as_dataset(X, device, validate, check_finite):
+    """``X`` as a training dataset on ``device``, with the range of its values.
+
+    Dense arrays become one float32 tensor on the device
+    (:class:`TensorDataset`). A ``numpy.memmap`` (see
+    :meth:`MemmapSource.supports`) is validated and read chunk by chunk from
+    its file, never loaded whole; sparse matrices are densified chunk by
+    chunk (both :class:`LazyDataset`).
+
+    Parameters
+    ----------
+    X : array-like, sparse matrix or numpy.memmap
+        The training data, as given to ``fit``.
+    device : str
+        The training device.
+    validate : callable
+        ``validate(X)`` checks ``X`` (shape, dtype, values) and returns it as
+        a 2-d float array or CSR matrix. A memmap's first row only is passed
+        (its values are checked chunk by chunk with ``check_finite``).
+    check_finite : callable
+        ``check_finite(block)`` raises if a block of a memmap's rows holds
+        NaN or infinite values.
+
+    Returns
+    -------
+    dataset : TensorDataset or LazyDataset
+        The training rows.
+    low, high : float
+        The smallest and largest values of ``X`` (a sparse matrix's implicit
+        zeros included).
+    """
+    if MemmapSource.supports(X):
+        validate(X[:1])
+        source = MemmapSource(X)
+        low, high = np.inf, -np.inf
+        for block in iter_chunks(source):
+            check_finite(block)
+            low, high = min(low, float(block.min())), max(high, float(block.max()))
+        return LazyDataset(source, device), float(low), float(high)
+    X = validate(X)
+    if sp.issparse(X):
+        implicit_zeros = X.nnz < X.shape[0] * X.shape[1]
+        low = min(X.data.min(initial=0.0), 0.0) if implicit_zeros else X.data.min()
+        high = max(X.data.max(initial=0.0), 0.0) if implicit_zeros else X.data.max()
+        return LazyDataset(SparseSource(X), device), float(low), float(high)
+    low, high = float(X.min()), float(X.max())
+    return TensorDataset(torch.tensor(X, dtype=torch.float32, device=device)), low, high
 
 
 #: Above this many features the covariance matrix is not formed: the

@@ -5,7 +5,8 @@
   scikit-learn;
 - ``_base.py`` holds only the estimator base: one class, and constants; the
   ``"auto"`` training plan lives in ``_plan.py``, and the docs render its
-  numbers (nothing in ``_docs.py`` retypes them);
+  numbers (nothing in ``_docs.py`` retypes them); the choice of dataset
+  class is ``_data.as_dataset``'s;
 - ``_persistence.py`` keeps file I/O and the checksum: it imports nothing of
   the package inside functions (no hidden circular import) and calls no
   private method of the estimators but the two state hooks.
@@ -70,6 +71,9 @@ def test_base_holds_only_the_estimator_base():
         a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names
     }
     assert not {n for n in names if n.startswith("AUTO_")}
+    # The choice of dataset class is _data.as_dataset's.
+    assert not names & {"TensorDataset", "LazyDataset", "MemmapSource", "SparseSource"}
+    assert not {"scipy"} & _imported_roots(tree)
 
 
 def test_persistence_is_file_io_only():
