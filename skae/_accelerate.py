@@ -12,9 +12,10 @@ import torch
 from skorch.hf import AccelerateMixin
 
 from skae._ae import AE
+from skae._callbacks import LossTable
 from skae._conv import ConvAE
 from skae._docs import ACCELERATED_CLASS_DOC, fill_doc
-from skae._net import AutoencoderNet, LossTable, TensorBatchIterator, build_net
+from skae._net import AutoencoderNet, TensorBatchIterator, build_net
 from skae._sparse import SparseAE
 from skae._utils import DISTRIBUTED_HINT, resolve_device
 from skae._vae import VAE

@@ -5,14 +5,14 @@ import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
 
-import skae._net
+import skae._callbacks
 from skae import AE
 
 
 @pytest.fixture(autouse=True)
 def no_recent_interrupt(monkeypatch):
     """Each test starts as if no Ctrl-C was absorbed recently in this process."""
-    monkeypatch.setattr(skae._net._InterruptClock, "last", None)
+    monkeypatch.setattr(skae._callbacks._InterruptClock, "last", None)
 
 
 def _interrupt_after(monkeypatch, n_batches):
@@ -37,14 +37,14 @@ def test_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
     common = dict(n_components=4, max_epochs=10, batch_size=64, early_stopping=False)
     # The weights after each epoch of an uninterrupted fit.
     after_epoch = []
-    on_epoch_end = skae._net.TrainingGuard.on_epoch_end
+    on_epoch_end = skae._callbacks.TrainingGuard.on_epoch_end
 
     def record(self, net, **kwargs):
         on_epoch_end(self, net, **kwargs)
         after_epoch.append({k: v.clone() for k, v in net.module_.state_dict().items()})
 
     with monkeypatch.context() as m:
-        m.setattr(skae._net.TrainingGuard, "on_epoch_end", record)
+        m.setattr(skae._callbacks.TrainingGuard, "on_epoch_end", record)
         AE(random_state=0, **common).fit(Xtr)
     per_epoch = int(np.ceil(len(Xtr) / 64))
     _interrupt_after(monkeypatch, 2 * per_epoch + 3)  # Ctrl-C in the middle of epoch 3
@@ -68,14 +68,14 @@ def _interrupt_every_fit(monkeypatch, n_batches):
     """Interrupt every fit after its first ``n_batches`` batches; count the fits."""
     calls = _interrupt_after(monkeypatch, n_batches)
     fits = {"n": 0}
-    begin = skae._net.TrainingGuard.on_train_begin
+    begin = skae._callbacks.TrainingGuard.on_train_begin
 
     def on_train_begin(self, net, **kwargs):
         fits["n"] += 1
         calls["n"] = 0
         return begin(self, net, **kwargs)
 
-    monkeypatch.setattr(skae._net.TrainingGuard, "on_train_begin", on_train_begin)
+    monkeypatch.setattr(skae._callbacks.TrainingGuard, "on_train_begin", on_train_begin)
     return fits
 
 
@@ -100,7 +100,7 @@ def test_interrupt_after_the_window_is_absorbed_again(digits, monkeypatch):
     Xtr = digits[0]
     per_epoch = int(np.ceil(len(Xtr) / 64))
     _interrupt_every_fit(monkeypatch, per_epoch + 3)
-    monkeypatch.setattr(skae._net, "INTERRUPT_WINDOW_S", 0.0)
+    monkeypatch.setattr(skae._callbacks, "INTERRUPT_WINDOW_S", 0.0)
     for _ in range(2):
         with pytest.warns(RuntimeWarning, match="interrupted"):
             est = AE(n_components=4, max_epochs=10, random_state=0).fit(Xtr)

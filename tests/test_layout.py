@@ -1,8 +1,9 @@
 """The package's layering, checked on its source (each module's docstring says more).
 
 - pure torch layers (``_modules``, ``_losses``, ``_data``) know nothing of
-  scikit-learn or skorch; ``_net`` (the one skorch builder) knows nothing of
-  scikit-learn;
+  scikit-learn or skorch; ``_net`` (the one skorch builder) and
+  ``_callbacks`` (skae's skorch callbacks, which live there and nowhere
+  else) know nothing of scikit-learn;
 - ``_base.py`` holds only the estimator base: one class, and constants; the
   ``"auto"`` training plan lives in ``_plan.py``, and the docs render its
   numbers (nothing in ``_docs.py`` retypes them); the choice of dataset
@@ -48,6 +49,7 @@ def _imported_roots(tree):
         ("_data.py", {"sklearn", "skorch"}),
         ("_plan.py", {"sklearn", "skorch", "torch"}),
         ("_net.py", {"sklearn"}),
+        ("_callbacks.py", {"sklearn"}),
     ],
 )
 def test_lower_layers_do_not_import_upper_ones(module, forbidden):
@@ -74,6 +76,36 @@ def test_base_holds_only_the_estimator_base():
     # The choice of dataset class is _data.as_dataset's.
     assert not names & {"TensorDataset", "LazyDataset", "MemmapSource", "SparseSource"}
     assert not {"scipy"} & _imported_roots(tree)
+
+
+def _callback_classes(name):
+    """Classes of a module that subclass a skorch callback (or one of the module's own)."""
+    tree = _tree(name)
+    bases = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("skorch.callbacks")
+        for alias in node.names
+    }
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names = {b.id if isinstance(b, ast.Name) else b.attr for b in node.bases}
+            if names & (bases | found):
+                found.add(node.name)
+    return found
+
+
+def test_callbacks_live_in_their_module():
+    assert _callback_classes("_callbacks.py") == {
+        "TrainingGuard",
+        "LRSchedule",
+        "BestWeights",
+        "LossTable",
+    }
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name != "_callbacks.py":
+            assert not _callback_classes(path.name), path.name
 
 
 def test_persistence_is_file_io_only():
