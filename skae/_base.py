@@ -21,7 +21,6 @@ from sklearn.base import (
 from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.history import History
 
 from skae._data import as_dataset, summarize
 from skae._inference import InferenceCache, decode, encode, run_inference
@@ -29,23 +28,10 @@ from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
 from skae._plan import LINEAR_PATH_LR_SCALE, training_plan
-from skae._utils import (
-    attribute_from_json,
-    cpu_copy,
-    device_for_loading,
-    make_seed,
-    optimizer_from_json,
-    optimizer_to_json,
-    param_from_json,
-    resolve_device,
-    seeded,
-    to_json,
-)
+from skae._state import fitted_state, from_fitted_state
+from skae._utils import device_for_loading, make_seed, resolve_device, seeded
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-#: Prefix of the optimiser's tensors among the saved tensors ("/" is in no weight name).
-_OPTIMIZER_TENSORS = "optimizer/state/"
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -656,77 +642,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _get_fitted_state(self):
         """The fitted estimator as ``(document, tensors)``, for :func:`skae.save`.
 
-        ``document`` is JSON data: the parameters (``get_params(deep=False)``),
-        every fitted attribute (public names ending in ``_``, except
-        ``net_``), the per-epoch history (without the per-batch entries), the
-        module's input shape and the optimiser's non-tensor state (its
-        parameter groups). ``tensors`` maps names to CPU tensors: the module's
-        weights under their ``state_dict`` names, and the optimiser's state
-        (e.g. Adam's moments) under ``optimizer/state/<param index>/<name>``,
-        so that :meth:`partial_fit` continues as on the original.
+        See :func:`skae._state.fitted_state`.
         """
         check_is_fitted(self)
-        net = self.net_
-        attributes = {
-            name: to_json(value)
-            for name, value in vars(self).items()
-            if name.endswith("_") and not name.startswith("_") and name != "net_"
-        }
-        tensors = {k: cpu_copy(v) for k, v in net.module_.state_dict().items()}
-        optimizer, optimizer_tensors = optimizer_to_json(net.optimizer_, _OPTIMIZER_TENSORS)
-        tensors.update(optimizer_tensors)
-        document = {
-            "params": {k: to_json(v) for k, v in self.get_params(deep=False).items()},
-            "attributes": attributes,
-            "history": [{k: v for k, v in row.items() if k != "batches"} for row in net.history],
-            "input_shape": list(getattr(net.module_, "input_shape", (self.n_features_in_,))),
-            "optimizer": optimizer,
-        }
-        return document, tensors
+        return fitted_state(self)
 
     @classmethod
     def _from_fitted_state(cls, document, tensors):
         """Rebuild a fitted estimator from :meth:`_get_fitted_state`'s output.
 
-        A CUDA ``device`` becomes ``"cpu"`` (with a warning) on a machine
-        without CUDA. Raises ``ValueError`` when the tensors do not fit the
-        parameters. Without an optimiser state (files of format 1), the
-        optimiser starts afresh.
+        See :func:`skae._state.from_fitted_state`.
         """
-        params = {k: param_from_json(v) for k, v in document["params"].items()}
-        device = params.get("device", "auto")
-        # The warning points at the caller of skae.load.
-        params["device"] = device_for_loading(device, "The model was saved", stacklevel=5)
-        estimator = cls(**params)
-        estimator._validate_params()
-        for name, value in document["attributes"].items():
-            setattr(estimator, name, attribute_from_json(value))
-        device = resolve_device(estimator.device)
-        with seeded(0, "cpu"):  # the initial weights are overwritten below
-            plan = estimator._continued_plan(getattr(estimator, "n_samples_seen_", 1))
-            for key in ("batch_size", "lr"):  # the values the fit resolved, when saved
-                plan[key] = getattr(estimator, key + "_", plan[key])
-            net = estimator._new_net(device, plan)
-            net.initialize()
-        weights = {k: v for k, v in tensors.items() if not k.startswith(_OPTIMIZER_TENSORS)}
-        try:
-            net.module_.load_state_dict(weights, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"the weights do not match its parameters: {exc}") from None
-        net.module_.to(device).eval()
-        if "optimizer" in document:
-            try:
-                optimizer_from_json(
-                    net.optimizer_, document["optimizer"], tensors, _OPTIMIZER_TENSORS
-                )
-            except (ValueError, KeyError, RuntimeError) as exc:
-                raise ValueError(
-                    f"the optimiser state does not match its parameters: {exc}"
-                ) from None
-        net.history_ = History(document.get("history", []))
-        estimator.net_ = net
-        estimator._inference_cache = InferenceCache(net.module_)
-        return estimator
+        return from_fitted_state(cls, document, tensors)
 
     def __getstate__(self):
         state = super().__getstate__()

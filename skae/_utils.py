@@ -1,10 +1,11 @@
-"""Device, random-state and JSON helpers shared by skae's estimators.
+"""Device and random-state helpers shared by skae's estimators.
 
 Nothing here knows about the estimators: device strings are resolved and
-checked, seeds are drawn from ``random_state`` without touching global RNG
-state, :class:`seeded` runs code inside a forked, seeded torch RNG, and
-parameter and attribute values are converted to and from JSON (for
-:func:`skae.save`).
+checked (and a CUDA device falls back to the CPU when a model is loaded on a
+machine without CUDA), seeds are drawn from ``random_state`` without
+touching global RNG state, and :class:`seeded` runs code inside a forked,
+seeded torch RNG. The JSON conversions of :func:`skae.save`'s document are
+in :mod:`skae._state`.
 """
 
 import re
@@ -107,79 +108,3 @@ class seeded:
             return self._fork.__exit__(*exc)
         finally:
             _RNG_LOCK.release()
-
-
-def to_json(value):
-    """``value`` as JSON data: arrays and tuples as lists, numpy scalars as Python's.
-
-    A ``RandomState`` or ``Generator`` (not portable, and used up by the fit)
-    becomes ``None``.
-    """
-    if isinstance(value, (np.random.RandomState, np.random.Generator)):
-        return None
-    if isinstance(value, (np.ndarray, tuple, list)):
-        return [to_json(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def param_from_json(value):
-    """Undo :func:`to_json` for a parameter: lists become tuples (skae's sequences)."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def attribute_from_json(value):
-    """Undo :func:`to_json` for a fitted attribute: lists become arrays.
-
-    Lists of strings (feature names) become object arrays, as scikit-learn
-    stores them.
-    """
-    if not isinstance(value, list):
-        return value
-    if any(isinstance(v, str) for v in value):
-        return np.asarray(value, dtype=object)
-    return np.asarray(value)
-
-
-def cpu_copy(tensor):
-    """A detached, contiguous copy of ``tensor`` on the CPU."""
-    return tensor.detach().cpu().contiguous().clone()
-
-
-def optimizer_to_json(optimizer, prefix):
-    """An optimiser's state as ``(document, tensors)``: JSON data and named CPU tensors.
-
-    Tensors of the per-parameter state (e.g. Adam's moments and step) are
-    named ``f"{prefix}{param_index}/{name}"``; the parameter groups and any
-    other state go into the JSON document.
-    """
-    saved = optimizer.state_dict()
-    state, tensors = {}, {}
-    for index, values in saved["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"{prefix}{index}/{key}"] = cpu_copy(value)
-            else:
-                state.setdefault(str(index), {})[key] = to_json(value)
-    return {"param_groups": to_json(saved["param_groups"]), "state": state}, tensors
-
-
-def optimizer_from_json(optimizer, document, tensors, prefix):
-    """Load a state from :func:`optimizer_to_json` into a fresh ``optimizer``.
-
-    JSON turned tuples (e.g. Adam's ``betas``) into lists; the fresh
-    optimiser's own groups tell which values are tuples. ``tensors`` may hold
-    other tensors: only names starting with ``prefix`` are read.
-    """
-    fresh = optimizer.state_dict()["param_groups"]
-    groups = [
-        {k: tuple(v) if isinstance(f.get(k), tuple) else v for k, v in group.items()}
-        for group, f in zip(document["param_groups"], fresh)
-    ]
-    state = {int(i): dict(values) for i, values in document["state"].items()}
-    for name, tensor in tensors.items():
-        if name.startswith(prefix):
-            index, key = name[len(prefix) :].split("/", 1)
-            state.setdefault(int(index), {})[key] = tensor
-    optimizer.load_state_dict({"state": state, "param_groups": groups})

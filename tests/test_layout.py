@@ -8,6 +8,8 @@
   ``"auto"`` training plan lives in ``_plan.py``, and the docs render its
   numbers (nothing in ``_docs.py`` retypes them); the choice of dataset
   class is ``_data.as_dataset``'s;
+- ``_state.py`` (the saved state's JSON document) knows nothing of
+  scikit-learn;
 - ``_persistence.py`` keeps file I/O and the checksum: it imports nothing of
   the package inside functions (no hidden circular import) and calls no
   private method of the estimators but the two state hooks.
@@ -50,6 +52,7 @@ def _imported_roots(tree):
         ("_plan.py", {"sklearn", "skorch", "torch"}),
         ("_net.py", {"sklearn"}),
         ("_callbacks.py", {"sklearn"}),
+        ("_state.py", {"sklearn"}),
     ],
 )
 def test_lower_layers_do_not_import_upper_ones(module, forbidden):
