@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skae._data import as_dataset, summarize
-from skae._inference import InferenceCache, decode, encode, run_inference
+from skae._inference import InferenceCache, current_cache, decode, encode
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
@@ -496,13 +496,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if "net_" not in self.__dict__:
             check_is_fitted(self)
 
-    def _get_inference_cache(self):
-        module = self.net_.module_
-        cache = self.__dict__.get("_inference_cache")
-        if cache is None or cache.module is not module:  # e.g. unpickled or loaded
-            cache = self._inference_cache = InferenceCache(module)
-        return cache
-
     def _inference(self, fn, X, n_out):
         """Apply ``fn(module, batch)`` to ``X`` in batches, in ``X``'s dtype.
 
@@ -512,9 +505,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         other kernels for other batch shapes); float32 runs the trained
         module.
         """
-        cache = self._get_inference_cache()
-        module = cache.get(torch.float64 if X.dtype == np.float64 else torch.float32)
-        return run_inference(module, fn, X, n_out, cache.device)
+        return current_cache(self, self.net_.module_).run(fn, X, n_out)
 
     def transform(self, X):
         """Encode ``X`` into the ``n_components``-dimensional code space.

@@ -2,7 +2,9 @@
 
 - :func:`run_inference` applies ``fn(module, batch)`` to an array in batches;
   :class:`InferenceCache` holds a module in each dtype used at inference (a
-  float64 copy of the float32 trained module is built once, not per call).
+  float64 copy of the float32 trained module is built once, not per call),
+  and :func:`current_cache` keeps an estimator's cache current with its
+  trained module.
 - :class:`Encoder`, :class:`Decoder` and :class:`Scorer` wrap a fitted
   estimator's own inference functions (``module.encode``, ``module.decode``
   and the estimator's per-batch ``_score_samples(module, batch)``) as
@@ -40,10 +42,16 @@ class InferenceCache:
     ----------
     module : torch.nn.Module
         The trained module (put in eval mode when used).
+    source : torch.nn.Module or None
+        The trained module that ``module`` computes with, when ``module``
+        wraps it (e.g. a detector's scoring module); None for ``module``
+        itself. :func:`current_cache` rebuilds a cache whose source is not
+        the estimator's module.
     """
 
-    def __init__(self, module):
+    def __init__(self, module, source=None):
         self.module = module
+        self.source = module if source is None else source
         self._tensors = [*module.parameters(), *module.buffers()]
         self._versions = self._current_versions()
         first = self._tensors[0] if self._tensors else None
@@ -70,6 +78,28 @@ class InferenceCache:
             copied = copy.deepcopy(module).to(dtype).eval()
             self._copies[dtype] = copied
         return copied
+
+    def run(self, fn, X, n_out):
+        """:func:`run_inference` of ``fn`` on ``X`` with the module in ``X``'s dtype."""
+        module = self.get(torch.float64 if X.dtype == np.float64 else torch.float32)
+        return run_inference(module, fn, X, n_out, self.device)
+
+
+def current_cache(owner, source, build=None):
+    """``owner``'s :class:`InferenceCache` for the trained module ``source``.
+
+    The cache lives in ``owner._inference_cache``. It is (re)built when it
+    is missing or None (e.g. after unpickling: it is never pickled, or is
+    rebuilt on first use) or when it serves another module (the estimator
+    was refitted, or loaded). ``build()`` returns the module to cache, one
+    that computes with ``source`` (e.g. a scoring module wrapping it);
+    without it, ``source`` itself is cached.
+    """
+    cache = owner.__dict__.get("_inference_cache")
+    if cache is None or getattr(cache, "source", None) is not source:
+        module = source if build is None else build()
+        cache = owner._inference_cache = InferenceCache(module, source=source)
+    return cache
 
 
 def run_inference(module, fn, X, n_out, device=None):

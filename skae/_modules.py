@@ -37,6 +37,16 @@ OUTPUT_ACTIVATIONS = {
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 12.0
 
 
+def dense_cost(module):
+    """Multiply-adds of one forward pass of one row of a dense ``module`` (for sizing training).
+
+    One per weight of its matrices (and other weights of two or more
+    dimensions); the modules built of dense layers use it as their ``cost``
+    method.
+    """
+    return sum(p.numel() for p in module.parameters() if p.dim() > 1)
+
+
 def corrupt(x, kind, level):
     """``x`` corrupted by ``kind`` noise of ``level`` (see :class:`Corruption`)."""
     if kind is None or level == 0.0:
@@ -106,9 +116,6 @@ BRANCH_QUANTILE = 0.005
 #: Bound, in standard deviations, of each code unit fed to the decoder's
 #: nonlinear branch when the code is whitened (a linear path is present).
 CODE_BOUND = 5.0
-
-#: Rows used to estimate the branch bounds (quantiles).
-QUANTILE_ROWS = 10_000
 
 _BIG = 1e30
 
@@ -304,9 +311,7 @@ class MLPAutoencoder(nn.Module):
             "scale": self.scaling.scale,
         }
 
-    def cost(self):
-        """Multiply-adds of one forward pass of one row (for sizing training)."""
-        return sum(p.numel() for p in self.parameters() if p.dim() > 1)
+    cost = dense_cost
 
 
 class GaussianLikelihoodScale(nn.Module):
@@ -396,9 +401,7 @@ class VariationalAutoencoder(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         return {**self.likelihood(z), "mu": mu, "logvar": logvar}
 
-    def cost(self):
-        """Multiply-adds of one forward pass of one row (for sizing training)."""
-        return sum(p.numel() for p in self.parameters() if p.dim() > 1)
+    cost = dense_cost
 
 
 def _pool_plan(spatial, n_stages):

@@ -15,7 +15,7 @@ from torch import nn
 from skae._ae import AE
 from skae._base import BaseAutoencoder
 from skae._docs import fill_doc
-from skae._inference import InferenceCache, forward, run_inference, scorer
+from skae._inference import current_cache, forward, scorer
 from skae._plan import detector_plan
 from skae._utils import make_seed
 
@@ -152,7 +152,9 @@ class DistanceScore(nn.Module):
     error, each feature in units of its robust residual scale) and
     ``inside = mean_l (((z - location) @ whitening)_l) ** 2`` (the squared
     robust Mahalanobis distance of the code, per code unit). The score is
-    ``-(off + inside)``, or minus one of them.
+    ``-(off + inside)``, or minus one of them. Inner estimators without a
+    torch module are scored with the same formulas in numpy
+    (:meth:`AEOutlierDetector._score_samples`).
     """
 
     def __init__(self, module, inv_scale, location, whitening, off=True, inside=True):
@@ -521,13 +523,11 @@ default={default}
         )
 
     def _score_with_module(self, X):
-        cache = self.__dict__.get("_inference_cache")
-        # None after fit (which scores the training set) or unpickling; another
-        # module once the inner estimator was refitted or loaded on its own.
-        if cache is None or cache.module.module is not self.estimator_.net_.module_:
-            cache = self._inference_cache = InferenceCache(self._scoring_module())
-        module = cache.get(torch.float64 if X.dtype == np.float64 else torch.float32)
-        return run_inference(module, forward, X, 1, cache.device)[:, 0]
+        # The cache is None after fit (which scores the training set); it is
+        # rebuilt for another module once the inner estimator was refitted or
+        # loaded on its own.
+        cache = current_cache(self, self.estimator_.net_.module_, self._scoring_module)
+        return cache.run(forward, X, 1)[:, 0]
 
     def _score_samples(self, X):
         """Scores of validated ``X`` (float32 or float64), as float64."""
@@ -538,7 +538,8 @@ default={default}
                 scores = self.estimator_.score_samples(X)
             else:
                 scores = -self._squared_errors(X).mean(axis=1)
-        else:  # numpy, for estimators without a torch module: the same formulas
+        else:  # numpy, for estimators without a torch module: DistanceScore's formulas
+            # (tests/test_outlier.py checks that the two paths agree to rounding)
             X = np.asarray(X, dtype=np.float64)
             codes, reconstruction = self._encode_decode(X)
             scores = np.zeros(X.shape[0])

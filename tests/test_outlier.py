@@ -8,6 +8,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import chi2
+from sklearn.base import BaseEstimator
 from sklearn.decomposition import KernelPCA
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import NotFittedError
@@ -260,6 +261,45 @@ def test_estimator_without_a_torch_module(data, score):
     assert_allclose(scores, expected, rtol=1e-10)
     if score in ("reconstruction", "estimator"):
         assert roc_auc_score(y, scores) > 0.95
+
+
+class _WithoutTorchModule(BaseEstimator):
+    """A fitted skae estimator seen through ``transform`` and ``inverse_transform`` only."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return self.estimator.transform(X)
+
+    def inverse_transform(self, X):
+        return self.estimator.inverse_transform(X)
+
+
+@pytest.mark.parametrize("score", ["combined", "reconstruction", "density"])
+def test_torch_and_numpy_distance_scores_agree(fitted, data, score):
+    """DistanceScore (torch) and the numpy path for other estimators are one formula."""
+    X, _ = data
+    torch_path = copy.copy(fitted)
+    torch_path.score_type, torch_path._inference_cache = score, None
+    numpy_path = copy.copy(torch_path)
+    numpy_path.estimator_ = _WithoutTorchModule(fitted.estimator_)
+    # The torch path holds the fitted statistics as float32 buffers: give the
+    # numpy path the same values, so that only float64 rounding can differ.
+    buffers = {k: v.double().numpy() for k, v in torch_path._scoring_module().named_buffers()}
+    numpy_path.residual_scale_ = 1.0 / buffers["inv_scale"]
+    numpy_path.code_location_ = buffers["location"]
+    numpy_path.code_whitening_ = buffers["whitening"]
+    expected = torch_path.score_samples(X)
+    assert_allclose(numpy_path.score_samples(X), expected, rtol=1e-12, atol=1e-14)
+    # With its own float64 statistics, the numpy path differs by float32 rounding.
+    own = copy.copy(numpy_path)
+    own.residual_scale_ = fitted.residual_scale_
+    own.code_location_, own.code_whitening_ = fitted.code_location_, fitted.code_whitening_
+    assert_allclose(own.score_samples(X), expected, rtol=1e-5)
 
 
 def test_float32_input_gives_float64_scores(fitted, data):
