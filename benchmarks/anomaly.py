@@ -68,6 +68,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import load_mnist_or_none, print_table
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -180,20 +181,6 @@ def adbench_methods():
 
 
 # -- tables -------------------------------------------------------------------
-
-
-def print_table(headers, rows):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-
-    def fmt(cells):
-        return "  ".join(
-            f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    print(fmt(headers))
-    print("-" * len(fmt(headers)))
-    for row in rows:
-        print(fmt(row))
 
 
 def ranks(values):
@@ -338,14 +325,9 @@ def section_adbench(args, out):
 
 def load_mnist(folder):
     """MNIST test set from ``folder``, else sklearn's digits; pixels in [0, 1]."""
-    if Path(folder).is_dir():
-        from skae.datasets import load_mnist as load
-
-        try:
-            X, y = load(folder)
-            return X.astype(np.float64), y, "MNIST (10,000 test images, 28x28)"
-        except FileNotFoundError:
-            pass
+    mnist = load_mnist_or_none(folder)
+    if mnist is not None:
+        return mnist[0].astype(np.float64), mnist[1], "MNIST (10,000 test images, 28x28)"
     print(f"MNIST not found in {folder}: falling back to sklearn's 8x8 digits.\n")
     from sklearn.datasets import load_digits
 
