@@ -1,9 +1,17 @@
 """The shared scikit-learn base of every skae estimator.
 
-It holds parameter validation, the fit / transform / inverse_transform /
-score_samples / score logic, the fitted state for :func:`skae.save` and the
-tags. Subclasses implement hooks only: ``_module`` and ``_criterion`` (and
-``_check_data``, ``_score_samples`` where they differ).
+It holds parameter validation, the fit / partial_fit / transform /
+inverse_transform / score_samples / score logic, the checks of parameters
+against the data, the warnings on degenerate outcomes, the hooks of the
+fitted state for :func:`skae.save` and the tags. Subclasses implement hooks
+only: ``_module`` and ``_criterion`` (and ``_check_data``,
+``_score_samples`` where they differ).
+
+What it calls lives elsewhere: the ``"auto"`` training plan in
+:mod:`skae._plan`, the choice of training dataset in
+:func:`skae._data.as_dataset`, the skorch net in :mod:`skae._net` (its
+callbacks in :mod:`skae._callbacks`), inference in :mod:`skae._inference`
+and the saved state in :mod:`skae._state`.
 """
 
 import functools

@@ -111,6 +111,12 @@ def test_callbacks_live_in_their_module():
             assert not _callback_classes(path.name), path.name
 
 
+@pytest.mark.parametrize(("module", "most"), [("_base.py", 700), ("_net.py", 350)])
+def test_crowded_modules_stay_small(module, most):
+    """Issue 24's sizes: the base and the net builder hold their own code only."""
+    assert len((PACKAGE / module).read_text().splitlines()) <= most
+
+
 def test_persistence_is_file_io_only():
     tree = _tree("_persistence.py")
     for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
