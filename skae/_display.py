@@ -591,7 +591,14 @@ class LatentSpaceDisplay(_Display):
         self.colorbar_ = None
         if classes is not None and len(classes) <= MAX_CLASSES:
             handles, _ = self.scatter_.legend_elements(num=None)
-            ax.legend(handles, [str(c) for c in classes], title="y", fontsize="small")
+            ax.legend(
+                handles,
+                [str(c) for c in classes],
+                title="y",
+                fontsize="small",
+                loc="center left",
+                bbox_to_anchor=(1.0, 0.5),
+            )
         elif self.y is not None and classes is None:
             self.colorbar_ = self.figure_.colorbar(self.scatter_, ax=ax, label="y")
         xlabel, ylabel = self._axis_labels(embedding.shape[1])
@@ -601,7 +608,7 @@ class LatentSpaceDisplay(_Display):
         else:
             ax.set_ylabel(ylabel)
         where = "" if self.projection is None else ", projected on 2 principal components"
-        self._title(f"codes{where}")
+        self._title(f"latent space{where}")
         return self
 
 
