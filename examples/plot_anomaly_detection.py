@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
-from skae import AEOutlierDetector
+from skae import AEOutlierDetector, AnomalyScoreDisplay, ReconstructionDisplay
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0  # pixels in [0, 1]
@@ -68,17 +68,16 @@ print(
 # %%
 # Score distributions
 # -------------------
-# Inliers sit to the right of the threshold (0 on the decision scale), the
-# other digits mostly to its left.
-fig, ax = plt.subplots(figsize=(7, 3.5))
-bins = np.linspace(decision.min(), decision.max(), 50)
-ax.hist(decision[is_inlier == 1], bins=bins, alpha=0.6, density=True, label=f"digit {NORMAL}")
-ax.hist(decision[is_inlier == -1], bins=bins, alpha=0.6, density=True, label="other digits")
-ax.axvline(0, color="k", linestyle="--", label="threshold (offset_)")
-ax.set_xlabel("decision_function (negative = outlier)")
-ax.set_ylabel("density")
-ax.legend()
-fig.tight_layout()
+# :class:`~skae.AnomalyScoreDisplay` draws the histogram of ``score_samples``
+# with the threshold ``offset_``, split by the true labels (``-1`` marks the
+# outliers, as ``predict`` does). Inliers sit to the right of the threshold,
+# the other digits mostly to its left. With ``rows``, it also draws what makes
+# chosen rows anomalous: each pixel's share of the reconstruction term of
+# their scores (``reconstruction_error(X, per_feature=True)`` in units of the
+# residual scale), here for the two most anomalous test images.
+order = np.argsort(decision)
+display = AnomalyScoreDisplay.from_estimator(detector, X_test, is_inlier, rows=order[:2], bins=40)
+display.ax_contributions_.set_xlabel("pixel (row * 8 + column)")
 
 # %%
 # Off the manifold and inside it
@@ -110,25 +109,12 @@ ax.legend()
 fig.tight_layout()
 
 # %%
-# The most anomalous test images, and where they differ
-# -----------------------------------------------------
-# ``reconstruction_error(X, per_feature=True)`` gives every pixel's squared
-# error, so it shows *which* pixels make an image anomalous.
-order = np.argsort(decision)[:8]
-reconstructions = inner.inverse_transform(codes)
-errors = detector.reconstruction_error(X_test, per_feature=True)
-
-fig, axes = plt.subplots(3, 8, figsize=(10, 4))
-for col, i in enumerate(order):
-    for row, (image, cmap) in enumerate(
-        [(X_test[i], "gray_r"), (reconstructions[i], "gray_r"), (errors[i], "Reds")]
-    ):
-        axes[row, col].imshow(image.reshape(8, 8), cmap=cmap)
-        axes[row, col].set_xticks([])
-        axes[row, col].set_yticks([])
-    axes[0, col].set_title(f"digit {y_test[i]}\n{decision[i]:.3f}", fontsize=9)
-for row, label in enumerate(["input", "reconstruction", "squared error"]):
-    axes[row, 0].set_ylabel(label, fontsize=9)
-fig.suptitle("Most anomalous test images (title: true digit, decision_function)")
-fig.tight_layout()
+# The most anomalous test images
+# ------------------------------
+# :class:`~skae.ReconstructionDisplay` shows them over their reconstructions
+# by the detector's inner autoencoder: where they differ is what the detector
+# could not explain.
+most = order[:10]
+print("true digits of the most anomalous test images:", y_test[most])
+display = ReconstructionDisplay.from_estimator(detector, X_test[most], image_shape=(8, 8))
 plt.show()

@@ -6,8 +6,9 @@ Denoising digits with a convolutional autoencoder
 With ``noise="gaussian"``, a :class:`~skae.ConvAE` sees corrupted inputs
 during ``fit`` but is trained to reconstruct the clean ones: it becomes a
 denoiser. Each row of ``X`` is read as a one-channel 8x8 image through
-``input_shape=(1, 8, 8)``. After training we corrupt held-out digits and
-pass them through ``transform`` and ``inverse_transform``.
+``input_shape=(1, 8, 8)``. After training we corrupt held-out digits, pass
+them through ``transform`` and ``inverse_transform``, and draw them with
+:class:`~skae.ReconstructionDisplay`.
 """
 
 # %%
@@ -17,7 +18,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
-from skae import ConvAE
+from skae import ConvAE, ReconstructionDisplay
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -66,17 +67,20 @@ print(f"ConvAE denoised {mse(X_denoised):.4f}, PCA projection {mse(X_pca):.4f}")
 # %%
 # Noisy, denoised and clean digits
 # --------------------------------
-# The autoencoder has learned what digits look like, so it removes most of the
-# noise while keeping the strokes; PCA's projection keeps more of the noise.
+# :class:`~skae.ReconstructionDisplay` draws rows over other rows:
+# ``from_predictions`` takes images computed beforehand, and the display's
+# ``ax_`` (a matplotlib Axes) takes the names of its two rows and a title.
+# The autoencoder has learned what digits look like, so it removes most of
+# the noise while keeping the strokes; PCA's projection keeps more of it.
 
-rows = {"noisy": X_noisy, "ConvAE": X_denoised, "PCA (32)": X_pca, "clean": X_test}
-fig, axes = plt.subplots(len(rows), 10, figsize=(8, 3.6))
-for r, (name, images) in enumerate(rows.items()):
-    for c in range(10):
-        ax = axes[r, c]
-        ax.imshow(images[c].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center")
-fig.suptitle("Held-out digits with Gaussian noise (sd 0.3), denoised")
+panels = [
+    ("Gaussian noise (sd 0.3)", X_test, X_noisy, ["clean", "noisy"]),
+    ("ConvAE", X_noisy, X_denoised, ["noisy", "denoised"]),
+    ("PCA (32)", X_noisy, X_pca, ["noisy", "projected"]),
+]
+fig, axes = plt.subplots(len(panels), 1, figsize=(8, 6), layout="constrained")
+for ax, (name, top, bottom, labels) in zip(axes, panels):
+    display = ReconstructionDisplay.from_predictions(top, bottom, image_shape=(8, 8), ax=ax)
+    display.ax_.set_yticklabels(labels)
+    display.ax_.set_title(name)
 plt.show()

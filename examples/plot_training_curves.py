@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 
-from skae import AE, VAE
+from skae import AE, VAE, TrainingCurveDisplay
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -27,13 +27,17 @@ X = X / 16
 # %%
 # A large autoencoder on few rows
 # -------------------------------
-# 400 digits, a quarter of them held out for validation, and a wide network:
-# the training loss keeps falling long after the validation loss has levelled
-# off, which is where early stopping ends training.
+# 400 digits, a quarter of them held out for validation, and a wide network
+# trained from random weights (by default, ``init="pca"``, an AE starts at
+# PCA's solution and keeps it unless training beats it on the validation rows:
+# on so few rows it would keep it, ``best_epoch_ == 0``). The training loss
+# keeps falling long after the validation loss has levelled off, which is
+# where early stopping ends training.
 
 ae = AE(
     n_components=32,
     hidden_layer_sizes=(512,),
+    init="random",
     early_stopping=True,
     validation_fraction=0.25,
     n_iter_no_change=10,
@@ -41,33 +45,30 @@ ae = AE(
     random_state=0,
 ).fit(X[:400])
 
-best_epoch = int(np.argmax(ae.validation_scores_)) + 1
-print(f"stopped after {ae.n_iter_} of 300 epochs; best validation loss at epoch {best_epoch}")
+print(f"stopped after {ae.n_iter_} of 300 epochs; best validation loss at epoch {ae.best_epoch_}")
 print(f"best_validation_score_ = {ae.best_validation_score_:.5f}")
 
 # %%
 # The last epochs of the history, as a table (``verbose=1`` prints the same
-# table while training).
+# table while training, but the learning rate ``lr``).
 
 history = pd.DataFrame(ae.net_.history.to_list())
-history[["epoch", "train_loss", "valid_loss", "dur"]].tail()
+history[["epoch", "train_loss", "valid_loss", "lr", "dur"]].tail()
 
 # %%
 # Training and validation loss
 # ----------------------------
+# :class:`~skae.TrainingCurveDisplay` draws ``loss_curve_``, the validation
+# loss (``-validation_scores_``), the epoch kept (``best_epoch_``) and, on a
+# second axis, the learning rate of each epoch: a warm-up, then a cosine
+# decay planned over ``max_epochs`` and cut short by early stopping. The
+# display's ``ax_`` is a matplotlib Axes: here a log scale and a band over the
+# ``n_iter_no_change`` epochs after the best one.
 
-epochs = np.arange(1, ae.n_iter_ + 1)
-fig, ax = plt.subplots(figsize=(6, 3.8))
-ax.plot(epochs, ae.loss_curve_, label="training loss (loss_curve_)")
-ax.plot(epochs, -ae.validation_scores_, label="validation loss (-validation_scores_)")
-ax.axvline(best_epoch, color="k", linestyle="--", label=f"best epoch ({best_epoch}), weights kept")
-ax.axvspan(best_epoch, ae.n_iter_, color="0.9", label="n_iter_no_change epochs")
-ax.set_yscale("log")
-ax.set_xlabel("epoch")
-ax.set_ylabel("mean squared error")
-ax.set_title("AE with early_stopping=True")
-ax.legend(fontsize=8)
-fig.tight_layout()
+display = TrainingCurveDisplay.from_estimator(ae)
+display.ax_.set_yscale("log")
+display.ax_.axvspan(ae.best_epoch_, ae.n_iter_, color="0.9", zorder=0)
+display.ax_.set_ylabel("mean squared error (fraction of variance)")
 
 # %%
 # The named loss terms of a VAE

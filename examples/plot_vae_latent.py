@@ -7,7 +7,7 @@ A :class:`~skae.VAE` with ``n_components=2`` maps each digit to a point of a
 2-D latent space that is pulled towards a standard normal prior. That makes
 the space continuous: we can look at it directly, draw new digits from the
 prior with :meth:`~skae.VAE.sample`, and decode the points on a straight
-line between two digits with :meth:`~skae.VAE.inverse_transform`.
+line between two digits with :meth:`~skae.VAE.interpolate`.
 """
 
 # %%
@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skae import VAE
+from skae import VAE, LatentSpaceDisplay
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -41,18 +41,13 @@ print(f"held-out ELBO: {vae.score(X_test):.2f} nats per digit")
 # %%
 # The latent space
 # ----------------
-# ``transform`` returns the posterior mean of each held-out digit. Digits of
+# :class:`~skae.LatentSpaceDisplay` draws the codes ``transform`` returns, the
+# posterior means of the held-out digits, coloured by their labels. Digits of
 # the same class gather in regions of the plane, without any label being used
-# in training.
+# in training. (Codes of more than two dimensions would be projected on their
+# two leading principal components.)
 
-Z = vae.transform(X_test)
-fig, ax = plt.subplots(figsize=(5.5, 4.5))
-points = ax.scatter(Z[:, 0], Z[:, 1], c=y_test, cmap="tab10", s=12, vmin=-0.5, vmax=9.5)
-fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
-ax.set_xlabel("latent dimension 1")
-ax.set_ylabel("latent dimension 2")
-ax.set_title("Held-out digits in the VAE's latent space")
-fig.tight_layout()
+display = LatentSpaceDisplay.from_estimator(vae, X_test, y_test)
 
 # %%
 # Samples from the prior
@@ -71,24 +66,27 @@ fig.suptitle("vae.sample(32)")
 # Interpolating between two digits
 # --------------------------------
 # Take a typical held-out 0 and a typical held-out 7 (the ones whose codes are
-# nearest their class's mean code), then decode evenly spaced points on the
-# segment between their codes: the digit morphs smoothly from one to the other.
+# nearest their class's mean code). ``interpolate`` decodes evenly spaced
+# points on the segment between their codes: the digit morphs smoothly from
+# one to the other. Its first and last images are the two digits'
+# reconstructions.
+
+Z = vae.transform(X_test)
 
 
-def typical_code(digit):
-    codes = Z[y_test == digit]
-    return codes[np.argmin(((codes - codes.mean(axis=0)) ** 2).sum(axis=1))]
+def typical_digit(digit):
+    rows = np.flatnonzero(y_test == digit)
+    codes = Z[rows]
+    return X_test[rows[np.argmin(((codes - codes.mean(axis=0)) ** 2).sum(axis=1))]]
 
 
-start, end = typical_code(0), typical_code(7)
-steps = np.linspace(0, 1, 10)[:, None]
-path = vae.inverse_transform((1 - steps) * start + steps * end)
+path = vae.interpolate(typical_digit(0), typical_digit(7), n_steps=10)
 
 fig, axes = plt.subplots(1, 10, figsize=(8, 1.7))
-for ax, image, t in zip(axes, path, steps[:, 0]):
+for ax, image, t in zip(axes, path, np.linspace(0, 1, 10)):
     ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"{t:.1f}", fontsize=8)
     ax.axis("off")
-fig.suptitle("From a 0 to a 7 through the latent space")
+fig.suptitle("vae.interpolate: from a 0 to a 7 through the latent space")
 fig.subplots_adjust(top=0.7)
 plt.show()

@@ -2,6 +2,12 @@
 
 from skae._ae import AE
 from skae._conv import ConvAE
+from skae._display import (
+    AnomalyScoreDisplay,
+    LatentSpaceDisplay,
+    ReconstructionDisplay,
+    TrainingCurveDisplay,
+)
 from skae._onnx import register_onnx_converters, to_onnx
 from skae._outlier import AEOutlierDetector
 from skae._persistence import load, save
@@ -12,8 +18,12 @@ from skae._version import __version__
 __all__ = [
     "AE",
     "AEOutlierDetector",
+    "AnomalyScoreDisplay",
     "ConvAE",
+    "LatentSpaceDisplay",
+    "ReconstructionDisplay",
     "SparseAE",
+    "TrainingCurveDisplay",
     "VAE",
     "__version__",
     "load",

@@ -37,7 +37,7 @@ from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
 from skae._plan import LINEAR_PATH_LR_SCALE, training_plan
 from skae._state import fitted_state, from_fitted_state
-from skae._utils import device_for_loading, make_seed, resolve_device, seeded
+from skae._utils import device_for_loading, interpolation_inputs, make_seed, resolve_device, seeded
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -635,6 +635,35 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         True
         """
         return float(np.mean(self.score_samples(X)))
+
+    def interpolate(self, x_start, x_end, n_steps=10):
+        """Decode evenly spaced points on the straight line between two rows' codes.
+
+        Parameters
+        ----------
+        x_start, x_end : array-like of shape (n_features,) or (1, n_features)
+            The two rows; their codes are :meth:`transform`'s (a VAE's latent means).
+        n_steps : int, default=10
+            Number of points, both ends included; at least 2.
+
+        Returns
+        -------
+        X_path : ndarray of shape (n_steps, `n_features_in_`)
+            The decoded points, in the rows' dtype: from ``x_start``'s reconstruction
+            ``inverse_transform(transform(x_start))`` to ``x_end``'s.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AE
+        >>> X = load_digits().data[:200] / 16
+        >>> ae = AE(n_components=4, max_epochs=2, random_state=0).fit(X)
+        >>> ae.interpolate(X[0], X[1], n_steps=5).shape
+        (5, 64)
+        """
+        start, end, t = interpolation_inputs(x_start, x_end, n_steps)
+        a, b = self.transform(start), self.transform(end)
+        return self.inverse_transform(((1 - t) * a + t * b).astype(np.result_type(a, b)))
 
     # -- fitted state (skae.save / skae.load) ----------------------------------
 

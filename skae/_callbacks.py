@@ -150,6 +150,9 @@ class LRSchedule(Callback):
     The rates are derived from ``net.lr`` and the groups' ``lr_scale``
     (never from the optimiser's current rates), so a model restored by
     :func:`skae.load` continues with the same rates as the original.
+
+    After each epoch it records the base rate of that epoch's last step,
+    ``net.lr * factor``, as ``"lr"`` in the history.
     """
 
     def __init__(self, total_steps=None, warmup_steps=0):
@@ -179,6 +182,9 @@ class LRSchedule(Callback):
         if training and self.active_:
             self._set(net, self.factor(self.step_))
             self.step_ += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("lr", net.lr * self.factor(max(0, self.step_ - 1)))
 
 
 # -- selection ----------------------------------------------------------------
@@ -306,8 +312,9 @@ class LossTable(PrintLog):
 
     Columns: ``epoch``; the losses (``train_loss``, ``valid_loss``); the
     criterion's named ``terms`` in its order (``train_<term>`` then
-    ``valid_<term>``); any other logged value (sorted); ``dur``. skorch's
-    ``PrintLog`` sorts them alphabetically. The best loss so far is coloured
+    ``valid_<term>``); any other logged value (sorted) except the learning
+    rate ``lr`` (:class:`LRSchedule` records it for the training curve);
+    ``dur``. skorch's ``PrintLog`` sorts them alphabetically. The best loss so far is coloured
     as skorch does when standard output is a terminal (or a Jupyter
     notebook); redirected to a file or a pipe, or with ``NO_COLOR`` set, the
     table is plain text.
@@ -338,7 +345,7 @@ class LossTable(PrintLog):
     def columns(self, keys):
         """The keys of one history row to print, in order."""
         keys = list(keys)
-        shown = set(filter_log_keys(keys, keys_ignored=self.keys_ignored_))
+        shown = set(filter_log_keys(keys, keys_ignored=self.keys_ignored_)) - {"lr"}
         first = ["train_loss", "valid_loss"]
         first += [f"{prefix}_{term}" for prefix in ("train", "valid") for term in self.terms]
         first = [k for k in first if k in shown and k != "dur"]

@@ -1,10 +1,11 @@
-"""Device and random-state helpers shared by skae's estimators.
+"""Device, random-state and input helpers shared by skae's estimators.
 
 Nothing here knows about the estimators: device strings are resolved and
 checked (and a CUDA device falls back to the CPU when a model is loaded on a
 machine without CUDA), seeds are drawn from ``random_state`` without
-touching global RNG state, and :class:`seeded` runs code inside a forked,
-seeded torch RNG. The JSON conversions of :func:`skae.save`'s document are
+touching global RNG state, :class:`seeded` runs code inside a forked,
+seeded torch RNG, and :func:`interpolation_inputs` checks the input of
+``interpolate``. The JSON conversions of :func:`skae.save`'s document are
 in :mod:`skae._state`.
 """
 
@@ -12,6 +13,7 @@ import re
 import secrets
 import threading
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -108,3 +110,30 @@ class seeded:
             return self._fork.__exit__(*exc)
         finally:
             _RNG_LOCK.release()
+
+
+def interpolation_inputs(x_start, x_end, n_steps):
+    """Check the input of ``interpolate``: ``(start, end, weights)``.
+
+    ``start`` and ``end`` are the rows as arrays of shape (1, n_features) (a
+    pandas Series becomes a one-row DataFrame, its index giving the feature
+    names; a 2-D array or sparse matrix must have one row); ``weights`` are
+    ``n_steps`` evenly spaced numbers from 0 to 1 (exactly), as a float64
+    column. Bad input raises ``ValueError``.
+    """
+    if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 2:
+        raise ValueError(f"n_steps must be an integer >= 2, got {n_steps!r}.")
+    rows = []
+    for x, name in [(x_start, "x_start"), (x_end, "x_end")]:
+        if getattr(x, "ndim", None) == 1 and hasattr(x, "to_frame"):
+            x = x.to_frame().T
+        elif not hasattr(x, "shape") or len(x.shape) == 1:
+            x = np.asarray(x)
+            x = x.reshape(1, -1) if x.ndim == 1 else x
+        if len(x.shape) != 2 or x.shape[0] != 1:
+            raise ValueError(
+                f"{name} must be one row, of shape (n_features,) or (1, n_features); "
+                f"got an array of shape {tuple(x.shape)}."
+            )
+        rows.append(x)
+    return rows[0], rows[1], np.linspace(0.0, 1.0, int(n_steps))[:, None]

@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skae import AE, VAE, ConvAE, SparseAE
+from skae import AE, VAE, ConvAE, ReconstructionDisplay, SparseAE
 
 
 def load_data(mnist=None):
@@ -90,21 +90,20 @@ def format_table(rows):
 
 
 def save_figure(X_test, recons, image_shape, path, n_images=10):
+    """Held-out images over each estimator's reconstructions, one panel per estimator."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["original", *recons]
-    fig, axes = plt.subplots(len(names), n_images, figsize=(n_images, len(names) * 1.05))
-    for row, name in enumerate(names):
-        images = X_test if name == "original" else recons[name]
-        for col in range(n_images):
-            ax = axes[row, col]
-            ax.imshow(images[col].reshape(image_shape), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center")
+    fig, axes = plt.subplots(
+        len(recons), 1, figsize=(1.5 + 0.75 * n_images, 1.9 * len(recons)), layout="constrained"
+    )
+    for ax, (name, recon) in zip(np.atleast_1d(axes), recons.items()):
+        display = ReconstructionDisplay.from_predictions(
+            X_test, recon, n_samples=n_images, image_shape=image_shape, ax=ax
+        )
+        display.ax_.set_title(name)
     fig.suptitle("Held-out digits and their reconstructions")
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -131,7 +130,7 @@ def main(argv=None):
     try:
         save_figure(X_test, recons, shape, args.figure)
     except ImportError:
-        print("matplotlib is not installed: no figure (pip install 'skae[examples]').")
+        print('matplotlib is not installed: no figure (pip install "skae[plot]").')
     else:
         print(f"figure saved to {args.figure}")
     return rows
