@@ -15,11 +15,9 @@ and the saved state in :mod:`skae._state`.
 """
 
 import functools
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -30,6 +28,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from skae._checks import check_against_data, constant_units, warn_code_size, warn_outcome
 from skae._data import as_dataset, summarize
 from skae._inference import InferenceCache, current_cache, decode, encode
 from skae._losses import reconstruction_error
@@ -38,8 +37,6 @@ from skae._net import OPTIMIZERS, build_net, module_cost
 from skae._plan import LINEAR_PATH_LR_SCALE, training_plan
 from skae._state import fitted_state, from_fitted_state
 from skae._utils import device_for_loading, interpolation_inputs, make_seed, resolve_device, seeded
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -171,38 +168,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return tuple(int(s) for s in sizes)
 
-    def _check_common(self, n_samples, low, high):
-        """Checks of parameters against the data's size and value range."""
-        if self.noise == "mask" and self.noise_level >= 1:
-            raise ValueError(
-                f"noise='mask' drops entries with probability noise_level, which must be "
-                f"< 1; got noise_level={self.noise_level}."
-            )
-        if self.loss == "bce":
-            if self.output_activation != "sigmoid":
-                raise ValueError(
-                    "loss='bce' models each feature as a probability: it needs "
-                    f"output_activation='sigmoid', got {self.output_activation!r}."
-                )
-            if low < 0 or high > 1:
-                raise ValueError(
-                    f"loss='bce' needs data in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
-                    "Scale the data (e.g. MinMaxScaler) or use loss='mse'."
-                )
-        if max(abs(low), abs(high)) > _FLOAT32_MAX:
-            raise ValueError(
-                "X holds values too large for float32 training (|x| > 3.4e38). "
-                "Scale the data first (e.g. StandardScaler)."
-            )
-        if self.early_stopping is True and (
-            n_samples < 2 or round(self.validation_fraction * n_samples) < 1
-        ):
-            raise ValueError(
-                f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
-                f"of {n_samples} samples, which is less than one sample. Use more data, a "
-                "larger validation_fraction, or early_stopping=False."
-            )
-
     def _training_data(self, X, device, reset):
         """Validate ``X`` for training and return it as a dataset on ``device``.
 
@@ -215,24 +180,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             validate=functools.partial(self._validate, reset=reset),
             check_finite=functools.partial(assert_all_finite, input_name="X"),
         )
-        self._check_common(len(dataset), low, high)
+        check_against_data(self, len(dataset), low, high)
         self._check_data(self.n_features_in_)
         if reset:
-            self._check_code_size()
+            warn_code_size(self)
         return dataset
-
-    def _check_code_size(self):
-        """Warn when the code is as wide as the input (unless it may be overcomplete)."""
-        if self._overcomplete or self.n_components < self.n_features_in_:
-            return
-        warnings.warn(
-            f"n_components={self.n_components} >= n_features={self.n_features_in_}: the code is "
-            f"at least as wide as the input, so {type(self).__name__} can learn to copy its "
-            "input instead of compressing it. Use n_components < n_features, or SparseAE for "
-            "an overcomplete code.",
-            UserWarning,
-            stacklevel=5,  # the caller of fit / partial_fit (through sklearn's _fit_context)
-        )
 
     def _plan(self, n_samples, cost):
         """Resolve the ``"auto"`` training parameters for ``n_samples`` rows.
@@ -305,7 +257,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.n_samples_seen_ = len(dataset)
         self._set_plan_attributes(plan)
         self._after_training()
-        self._check_outcome(dataset)
+        warn_outcome(self, dataset)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -364,7 +316,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.net_.partial_fit(dataset, None, epochs=1)
         self.n_samples_seen_ += len(dataset)
         self._after_training()
-        self._check_outcome(dataset)
+        warn_outcome(self, dataset)
         return self
 
     def _continued_plan(self, n_samples):
@@ -447,51 +399,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             if best is not None and best.best_epoch_ is not None:
                 self.best_epoch_ = int(best.best_epoch_)
 
-    #: Rows whose codes :meth:`_check_outcome` inspects.
-    _OUTCOME_ROWS = 2048
-
     def _dead_units(self, codes):
         """Mask of the code units that are dead: constant over ``codes``' rows."""
-        spread = codes.std(dim=0) if len(codes) > 1 else codes.abs().max(dim=0).values
-        return spread <= 1e-6 * max(float(spread.max()), 1e-30)
+        return constant_units(codes)
 
     def _dead_units_remedy(self):
         return (
             "The data may have fewer than n_components independent directions: use a "
             "smaller n_components."
         )
-
-    def _check_outcome(self, dataset):
-        """Warn, with a remedy, when training ended in a degenerate state.
-
-        - Dead code units: units constant over the training rows carry no
-          information (e.g. ReLU units that never fire).
-        - No progress: the training loss never went below its first epoch's.
-        """
-        module = self.net_.module_
-        rows = next(dataset.batches(self._OUTCOME_ROWS, shuffle=False))
-        with torch.inference_mode():
-            codes = module.encode(rows).float()
-        dead = int(self._dead_units(codes).sum()) if len(codes) > 1 else 0
-        if dead:
-            warnings.warn(
-                f"{dead} of {codes.shape[1]} code units of {type(self).__name__} are dead: "
-                "constant over the training data, so they carry no information. "
-                + self._dead_units_remedy(),
-                UserWarning,
-                stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
-            )
-        curve = self.loss_curve_
-        stalled = curve.min() >= curve[0] - abs(curve[0]) * max(self.tol, 1e-6)
-        if len(curve) >= 3 and np.all(np.isfinite(curve)) and stalled:
-            warnings.warn(
-                f"{type(self).__name__} made no progress: the training loss never went below "
-                f"its first epoch's ({curve[0]:.4g}) by more than a relative tol. Try another "
-                "lr (lr='auto' sizes it to the batch), more epochs (max_epochs), or check the "
-                "data (e.g. constant features).",
-                UserWarning,
-                stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
-            )
 
     # -- inference -----------------------------------------------------------
 

@@ -51,6 +51,7 @@ def _imported_roots(tree):
         ("_data.py", {"sklearn", "skorch"}),
         ("_plan.py", {"sklearn", "skorch", "torch"}),
         ("_net.py", {"sklearn"}),
+        ("_checks.py", {"sklearn", "skorch"}),
         ("_callbacks.py", {"sklearn"}),
         ("_state.py", {"sklearn"}),
     ],
