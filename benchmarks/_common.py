@@ -146,6 +146,30 @@ def synthetic_images(n_samples, n_features=784, random_state=0):
     return (1.0 / (1.0 + np.exp(-(Z @ W)))).astype(np.float32)
 
 
+def heavy_tailed_manifold(law, n_samples=6000, n_features=24, n_latent=2, random_state=0):
+    """Rows on a low-dimensional nonlinear manifold whose scale is heavy-tailed.
+
+    ``x = s * f(u) + noise``: ``u`` uniform on ``[-1, 1]**n_latent``, ``f`` a
+    fixed random one-hidden-layer tanh network into ``n_features``
+    dimensions, and a per-row scale ``s`` drawn from ``law``: ``"t"``
+    (``|Student-t with 2 degrees of freedom| + 0.1``: infinite variance) or
+    ``"lognormal"`` (``exp(N(0, 1))``). A few rows carry most of the
+    variance, and a nonlinear code of ``n_latent + 1`` units describes every
+    row: the case where extreme rows decide the mean error.
+    """
+    rng = np.random.RandomState(random_state)
+    u = rng.uniform(-1, 1, size=(n_samples, n_latent))
+    hidden = np.tanh(u @ (2.0 * rng.normal(size=(n_latent, 32))) + rng.normal(size=32))
+    f = hidden @ (rng.normal(size=(32, n_features)) / np.sqrt(32))
+    if law == "t":
+        s = np.abs(rng.standard_t(df=2, size=(n_samples, 1))) + 0.1
+    elif law == "lognormal":
+        s = rng.lognormal(0.0, 1.0, size=(n_samples, 1))
+    else:
+        raise ValueError(f"law must be 't' or 'lognormal', got {law!r}")
+    return s * f + 0.02 * rng.normal(size=(n_samples, n_features))
+
+
 def load_mnist_or_none(folder):
     """``(X, y)`` from the MNIST IDX files in ``folder``, or ``None``."""
     if folder is None or not Path(folder).is_dir():

@@ -53,6 +53,31 @@ class AE(BaseAutoencoder):
             n_components : int, default={default}
                 Size of the bottleneck (the code), as in PCA.
         """,
+        "early_stopping": """
+            early_stopping : bool or "auto", default={default}
+                If True, hold out ``validation_fraction`` of the rows, stop when the
+                validation loss has not improved by a relative ``tol`` for
+                ``n_iter_no_change`` epochs, and keep the weights of the best epoch
+                (PCA's, for ``init="pca"``, included). With ``init="pca"`` each epoch
+                is judged by its validation loss with every row's loss capped at the
+                {cap_quantile} quantile of PCA's (``net_.history``'s ``valid_capped``),
+                so that a few extreme rows cannot pick the epoch, and the trained
+                weights replace PCA's only if their mean loss is lower and their
+                per-row log-ratio to PCA's is below zero by a one-sided t-test at level
+                {guard_alpha}. If False, train on all rows and stop when the training
+                loss plateaus. ``"auto"``: as True when the held-out fraction is at
+                least {crossfit_below} rows; with fewer (and ``init="pca"``), the fit
+                cross-fits: {crossfit_folds} models, each validated on one fold of the
+                rows, choose the epoch and decide against PCA on every row, then one
+                model is trained on all rows for the epochs chosen (or PCA's solution
+                is kept), at about {crossfit_cost} times the cost; with
+                ``init="random"``, as True when the held-out fraction is at least
+                {min_valid} rows.
+        """,
+        "n_iter_no_change": """
+            n_iter_no_change : int, default={default}
+                Epochs without improvement before stopping.
+        """,
     }
 
     _parameter_constraints: dict = {
@@ -77,7 +102,7 @@ class AE(BaseAutoencoder):
         weight_decay=0.0,
         early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
         device="auto",
         random_state=None,

@@ -15,6 +15,7 @@ and the saved state in :mod:`skae._state`.
 """
 
 import functools
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,7 +35,8 @@ from skae._inference import InferenceCache, current_cache, decode, encode
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
-from skae._plan import LINEAR_PATH_LR_SCALE, training_plan
+from skae._plan import CROSSFIT, LINEAR_PATH_LR_SCALE, WARMUP_FRACTION, training_plan
+from skae._selection import cross_fitted_epoch
 from skae._state import fitted_state, from_fitted_state
 from skae._utils import device_for_loading, interpolation_inputs, make_seed, resolve_device, seeded
 
@@ -186,7 +188,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             warn_code_size(self)
         return dataset
 
-    def _plan(self, n_samples, cost):
+    def _plan(self, n_samples, cost, crossfit=False):
         """Resolve the ``"auto"`` training parameters for ``n_samples`` rows.
 
         ``cost`` is the module's multiply-adds per row; see
@@ -202,6 +204,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             optimizer=self.optimizer,
             early_stopping=self.early_stopping,
             validation_fraction=self.validation_fraction,
+            crossfit=crossfit,
         )
 
     def _validate(self, X, reset):
@@ -247,18 +250,57 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         device = resolve_device(self.device)
         dataset = self._training_data(X, device, reset=True)
         module, module_kwargs = self._module(self.n_features_in_)
-        plan = self._plan(len(dataset), module_cost(module, module_kwargs))
+        crossfit = bool(module_kwargs.get("linear_path")) and CROSSFIT[self._plan_kind]
+        plan = self._plan(len(dataset), module_cost(module, module_kwargs), crossfit)
         with seeded(make_seed(self.random_state), device):
-            net = self._new_net(device, plan)
-            net.initialize()
-            self._init_module(net, summarize(dataset))
-            net.partial_fit(dataset, None)
+            if plan["folds"]:
+                net, scores = self._cross_fit(dataset, device, plan)
+            else:
+                net, scores = self._new_net(device, plan), None
+                net.initialize()
+                self._init_module(net, summarize(dataset))
+                net.partial_fit(dataset, None)
         self.net_ = net
         self.n_samples_seen_ = len(dataset)
         self._set_plan_attributes(plan)
-        self._after_training()
+        self._after_training(scores)
         warn_outcome(self, dataset)
         return self
+
+    def _cross_fit(self, dataset, device, plan):
+        """Cross-fit (see :data:`skae._plan.CROSSFIT_BELOW`), then train on all rows.
+
+        One net per fold, validated on its fold; the epoch and the guard's
+        decision are taken on all rows' out-of-fold losses
+        (:func:`skae._selection.cross_fitted_epoch`). Returns the net trained
+        on all rows for that many epochs (none: PCA's solution is kept) and
+        the out-of-fold mean loss of each epoch (``None`` when interrupted).
+        """
+        curves, references = [], []
+        for train, valid in dataset.folds(plan["folds"]):
+            net = self._new_net(device, {**plan, "verbose": 0}, valid=valid)  # the final prints
+            net.initialize()
+            self._init_module(net, summarize(train))
+            net.partial_fit(train, None)
+            callbacks = dict(net.callbacks_)
+            if callbacks["guard"].interrupted_:  # Ctrl-C: keep the reference
+                curves = []
+                break
+            best = callbacks["best_weights"]
+            curves.append(best.rows_)
+            references.append(best.reference_rows_)
+        epoch, scores = cross_fitted_epoch(curves, references)
+        steps = plan["max_epochs"] * math.ceil(len(dataset) / plan["batch_size"])
+        final = {**plan, "n_valid": 0, "max_epochs": max(1, epoch), "total_steps": steps}
+        final.update(warmup_steps=int(WARMUP_FRACTION * steps), patience=final["max_epochs"])
+        net = self._new_net(device, final)
+        net.initialize()
+        self._init_module(net, summarize(dataset))
+        if epoch:
+            net.partial_fit(dataset, None)
+        else:
+            getattr(net.module_, "module", net.module_).use_reference(True)
+        return net, scores
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -334,8 +376,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.lr_ = plan["lr"]
         self.max_epochs_ = plan["max_epochs"]
 
-    def _new_net(self, device, plan):
-        """Build the skorch net for ``plan`` (see :meth:`_plan`).
+    def _new_net(self, device, plan, valid=None):
+        """Build the skorch net for ``plan`` (see :meth:`_plan`), validated on ``valid`` if given.
 
         It creates the module when initialised, inside the caller's seeded
         RNG state.
@@ -357,20 +399,26 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             max_epochs=plan["max_epochs"],
             batch_size=plan["batch_size"],
             validation_fraction=validation_fraction,
-            early_stopping=validation_fraction is not None,
-            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=validation_fraction is not None or valid is not None,
+            n_iter_no_change=plan.get("patience", self.n_iter_no_change),
             tol=self.tol,
             device=device,
-            verbose=int(self.verbose),
+            verbose=plan.get("verbose", int(self.verbose)),
             total_steps=plan["total_steps"],
             warmup_steps=plan["warmup_steps"],
             param_groups=[("linear.*", {"lr_scale": lr_scale})] if linear_path else (),
             reference=linear_path,
             validation_noise=(self.noise, self.noise_level) if self.noise else None,
+            valid_dataset=valid,
         )
 
-    def _after_training(self):
-        """Check the outcome of training and set the fitted attributes."""
+    def _after_training(self, crossfit_scores=None):
+        """Check the outcome of training and set the fitted attributes.
+
+        ``crossfit_scores``: the out-of-fold mean loss of each epoch of a
+        cross-fitted fit (:meth:`_cross_fit`), whose net may have been kept
+        at its reference without training.
+        """
         net = self.net_
         callbacks = dict(net.callbacks_)
         guard = callbacks["guard"]
@@ -378,7 +426,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # One copy of the weights: EarlyStopping keeps its best weights until the
         # next fit (skorch leaves them out of pickles, not out of memory).
         callbacks["early_stopping"].best_model_weights_ = None
-        if len(net.history) == 0:
+        if len(net.history) == 0 and crossfit_scores is None and "n_iter_" not in vars(self):
             del self.net_
             if guard.diverged_ is not None:
                 raise ValueError(
@@ -391,13 +439,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._inference_cache = InferenceCache(net.module_)
         history = net.history
         self.n_iter_ = len(history)
-        self.loss_curve_ = np.asarray(history[:, "train_loss"], dtype=float)
-        if "valid_loss" in history[-1]:
+        self.loss_curve_ = np.asarray(history[:, "train_loss"] if len(history) else [], dtype=float)
+        if crossfit_scores is not None:
+            self.validation_scores_ = -np.asarray(crossfit_scores[1:], dtype=float)
+            self.best_validation_score_ = float(-crossfit_scores[self.n_iter_])
+            self.best_epoch_ = self.n_iter_
+        elif len(history) and "valid_loss" in history[-1]:
             self.validation_scores_ = -np.asarray(history[:, "valid_loss"], dtype=float)
             self.best_validation_score_ = float(self.validation_scores_.max())
             best = callbacks.get("best_weights")
             if best is not None and best.best_epoch_ is not None:
                 self.best_epoch_ = int(best.best_epoch_)
+                self.best_validation_score_ = -float(best.kept_loss_)
 
     def _dead_units(self, codes):
         """Mask of the code units that are dead: constant over ``codes``' rows."""

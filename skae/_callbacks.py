@@ -5,7 +5,8 @@
 - schedule: :class:`LRSchedule`, the learning rate of every optimiser step
   (warm-up, then cosine decay);
 - selection: :class:`BestWeights` keeps the weights of the best epoch (the
-  initial ones included) on the validation rows;
+  initial ones included) on the validation rows, judged as
+  :mod:`skae._selection` says;
 - logging: :class:`LossTable`, the per-epoch table printed with
   ``verbose``.
 
@@ -33,6 +34,8 @@ from skorch.callbacks import Callback, PrintLog
 from skorch.callbacks.logging import filter_log_keys
 from skorch.utils import Ansi
 from tabulate import tabulate
+
+from skae._selection import beats_reference, capped_loss, loss_cap
 
 
 def _cpu_snapshot(module):
@@ -75,6 +78,7 @@ class TrainingGuard(Callback):
         self.best_state_ = None
         self.completed_ = 0
         self.diverged_ = None
+        self.interrupted_ = False
         return self
 
     def on_train_begin(self, net, **kwargs):
@@ -97,6 +101,7 @@ class TrainingGuard(Callback):
         # (see ``truncate_history``) once every callback's on_train_end has run.
         best_state, self.best_state_ = self.best_state_, None  # release the snapshot
         interrupted = len(net.history) > self.completed_
+        self.interrupted_ = interrupted and self.diverged_ is None
         if not interrupted or best_state is None:
             return
         net.module_.load_state_dict(best_state)
@@ -196,33 +201,47 @@ def _plain(net):
 
 
 class BestWeights(Callback):
-    """Keep the weights with the lowest validation loss, the initial ones included.
+    """Keep the weights of the best epoch on the validation rows, the initial ones included.
 
-    Before the first epoch of a fit it records the per-sample validation
-    losses of the initial weights (``net.criterion_.per_sample``) and a copy
-    of those weights (on the CPU); after each epoch it copies the weights
-    when ``valid_loss`` is the lowest so far. When training ends the best
-    weights are restored, and the copies are released.
+    Before the first epoch of a fit it records the per-row validation losses
+    of the initial weights (``net.criterion_.per_sample``) and a copy of
+    those weights (on the CPU); after each epoch it copies the weights when
+    the epoch is the best so far. When training ends the best weights are
+    restored, and the copies are released.
+
+    Without a reference the best epoch is the one of lowest ``valid_loss``.
 
     With ``reference=True`` the initial weights are a solution in their own
     right: PCA's, for a module with a linear path (its ``use_reference(True)``
     selects that solution alone while the reference is recorded, and
     ``use_reference(False)`` then hands training to the network; for a
-    network started at PCA's solution both are no-ops). The trained weights
-    replace the reference only if they are better *significantly*: on the validation
-    rows, the mean per-sample loss must be lower than the initial weights' by
-    more than ``margin`` standard errors of the paired differences.
-    Otherwise the initial weights are kept (``kept_initial_`` is True), so
-    that a small or noisy validation set never selects a model that is worse
-    than the reference by chance.
+    network started at PCA's solution both are no-ops). Then an epoch may
+    replace the reference only if it beats it on the validation rows
+    (:func:`skae._selection.beats_reference`: a lower mean loss, and per-row
+    log-ratios significantly below zero), and among those epochs the one
+    kept is the one of lowest *capped* validation loss
+    (:func:`skae._selection.capped_loss`: every row's loss capped at the
+    99th percentile of the reference's), so that a few extreme rows cannot
+    decide which epoch is kept. The capped loss is computed from the
+    per-row losses of skorch's own validation pass (``on_batch_end``) and
+    recorded in the history as ``"valid_capped"`` (early stopping monitors
+    it). When no epoch beats the reference, the initial weights are kept
+    (``kept_initial_`` is True).
+
+    With ``keep_rows=True`` (cross-fitting) every epoch's per-row losses are
+    kept in ``rows_`` (row 0: the initial weights), with the reference's in
+    ``reference_rows_``. After training, ``best_epoch_`` is the epoch kept
+    (0: the initial weights) and ``kept_loss_`` its validation loss (the
+    plain mean of the per-row losses with a reference, else ``valid_loss``).
     """
 
-    def __init__(self, reference=False, margin=2.0):
+    def __init__(self, reference=False, keep_rows=False):
         self.reference = reference
-        self.margin = margin
+        self.keep_rows = keep_rows
 
     def initialize(self):
         self._reset()
+        self.rows_, self.reference_rows_ = None, None
         return self
 
     def _reset(self):
@@ -230,8 +249,11 @@ class BestWeights(Callback):
         self.initial_losses_ = None
         self.best_ = None
         self.best_loss_ = math.inf
+        self.best_losses_ = None
         self.best_epoch_ = None
         self.kept_initial_ = False
+        self.cap_ = math.inf
+        self.batch_losses_ = []
 
     def _losses(self, net, dataset):
         net.module_.eval()
@@ -247,6 +269,7 @@ class BestWeights(Callback):
         self.start_ = len(net.history)
 
     def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+        self.batch_losses_ = []
         if dataset_valid is None or self.initial_ is not None or len(dataset_valid) == 0:
             return
         if self.start_:  # continued training (partial_fit): never go back
@@ -256,39 +279,58 @@ class BestWeights(Callback):
             module.use_reference(True)
         losses = self._losses(net, dataset_valid)
         self.initial_, self.initial_losses_ = _cpu_snapshot(net.module_), losses
-        self.best_, self.best_loss_, self.best_epoch_ = self.initial_, float(losses.mean()), 0
-        self.valid_ = dataset_valid
+        self.best_, self.best_losses_, self.best_epoch_ = self.initial_, losses, 0
         if self.reference:
+            self.cap_ = loss_cap(losses)
+            self.best_loss_ = capped_loss(losses, self.cap_)
             module.use_reference(False)
+        else:
+            self.best_loss_ = float(losses.mean())
+        if self.keep_rows:
+            self.rows_, self.reference_rows_ = [losses], losses
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if training or self.initial_ is None or y_pred is None:
+            return
+        with torch.no_grad():
+            self.batch_losses_.append(net.criterion_.per_sample(y_pred, batch[1]).double().cpu())
 
     def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1].get("valid_loss")
-        if self.initial_ is None or loss is None or not math.isfinite(loss):
+        if self.initial_ is None or "valid_loss" not in net.history[-1]:
             return
-        if loss < self.best_loss_:
+        losses = torch.cat(self.batch_losses_) if self.batch_losses_ else None
+        self.batch_losses_ = []
+        if self.reference and losses is not None:
+            loss = capped_loss(losses, self.cap_)
+            net.history.record("valid_capped", loss)
+            eligible = beats_reference(losses, self.initial_losses_)
+        else:
+            loss, eligible = net.history[-1, "valid_loss"], True
+        if self.keep_rows and losses is not None:
+            self.rows_.append(losses)
+        if eligible and math.isfinite(loss) and loss < self.best_loss_:
             self.best_, self.best_loss_ = _cpu_snapshot(net.module_), loss
+            self.best_losses_ = losses
             self.best_epoch_ = len(net.history) - self.start_
 
     def on_train_end(self, net, **kwargs):
         if self.best_ is None:
             return
         net.module_.load_state_dict(self.best_)
-        if self.reference and self.best_epoch_:
-            diff = self._losses(net, self.valid_) - self.initial_losses_
-            n = len(diff)
-            spread = float(diff.std()) / math.sqrt(n) if n > 1 else math.inf
-            if not float(diff.mean()) + self.margin * spread < 0.0:
-                net.module_.load_state_dict(self.initial_)
-                self.kept_initial_ = True
-        epoch, kept = self.best_epoch_, self.kept_initial_
+        kept_loss = self.best_loss_
+        if self.reference:  # the plain mean loss of the weights kept
+            kept_loss = float(self.best_losses_.mean())
+        epoch = self.best_epoch_
+        trained = len(net.history) > self.start_
         self._reset()  # release the copies (a fitted model holds one copy of its weights)
-        self.best_epoch_, self.kept_initial_ = (0 if kept else epoch), kept
-        self.valid_ = None
+        self.best_epoch_, self.kept_initial_ = epoch, trained and not epoch
+        self.kept_loss_ = kept_loss
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("initial_", "initial_losses_", "best_", "valid_"):
+        for key in ("initial_", "initial_losses_", "best_", "best_losses_", "rows_"):
             state[key] = None
+        state["reference_rows_"], state["batch_losses_"] = None, []
         return state
 
 

@@ -22,6 +22,8 @@ without knowing which one they hold:
   seeds inside a forked RNG state);
 - ``split(fraction)`` returns ``(train, valid)`` with a random ``fraction``
   of the rows (at least one) held out;
+- ``folds(n_folds)`` yields ``(train, valid)`` for each fold of a random
+  partition of the rows (cross-fitting: every row is validated once);
 - ``shard(rank, world_size, generator)`` returns the rows one process of
   ``world_size`` trains on for one epoch: ``ceil(n / world_size)`` rows on
   every process, disjoint across processes up to the padding that evens
@@ -43,6 +45,18 @@ CHUNK_BYTES = 8 * 2**20
 def n_holdout(fraction, n_samples):
     """Rows held out for validation: ``fraction`` of ``n_samples``, at least one."""
     return max(1, int(round(fraction * n_samples)))
+
+
+def fold_ids(n_samples, n_folds):
+    """Yield ``(train_ids, valid_ids)``: a random partition of the rows into ``n_folds`` folds.
+
+    Each row is validated in exactly one fold; the permutation is drawn with
+    torch's RNG (which skae seeds inside a forked RNG state). The ids are
+    CPU tensors.
+    """
+    parts = torch.randperm(n_samples).tensor_split(n_folds)
+    for i, valid in enumerate(parts):
+        yield torch.cat([p for j, p in enumerate(parts) if j != i]), valid
 
 
 def chunk_rows(n_features, at_least=1):
@@ -135,6 +149,14 @@ class TensorDataset(torch.utils.data.Dataset):
         X = self.X[torch.randperm(len(self), device=self.X.device)]
         return TensorDataset(X[n_valid:]), TensorDataset(X[:n_valid])
 
+    def folds(self, n_folds):
+        """Yield ``(train, valid)`` for each of ``n_folds`` random folds (see :func:`fold_ids`)."""
+        for train, valid in fold_ids(len(self), n_folds):
+            yield (
+                TensorDataset(self.X[train.to(self.X.device)]),
+                TensorDataset(self.X[valid.to(self.X.device)]),
+            )
+
     def shard(self, rank, world_size, generator=None):
         """This process's rows: every ``world_size``-th row of a shared permutation.
 
@@ -222,6 +244,11 @@ class LazyDataset(torch.utils.data.Dataset):
         n_valid = n_holdout(fraction, len(self))
         perm = torch.randperm(len(self)).numpy()
         return self.subset(perm[n_valid:]), self.subset(perm[:n_valid])
+
+    def folds(self, n_folds):
+        """Yield ``(train, valid)`` for each of ``n_folds`` random folds (see :func:`fold_ids`)."""
+        for train, valid in fold_ids(len(self), n_folds):
+            yield self.subset(train.numpy()), self.subset(valid.numpy())
 
     def shard(self, rank, world_size, generator=None):
         """This process's rows: a contiguous block of ``ceil(n / world_size)`` rows.

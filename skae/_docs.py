@@ -38,7 +38,7 @@ import math
 import re
 import textwrap
 
-from skae import _plan
+from skae import _modules, _plan, _selection
 
 #: Entries shared by the estimators, by parameter name.
 PARAMETERS = {
@@ -100,11 +100,15 @@ init : {"pca", "random"}, default={default}
     to the output is set to PCA's solution on the training data (whitened
     codes), and the nonlinear branches' output layers start at zero, so
     training starts exactly where PCA ends; with early stopping, the
-    trained weights replace PCA's only if they are significantly better
-    on the validation rows. It applies with ``output_activation=None``
-    (for other outputs the decoder does not work in the data's units and
-    the model starts from random weights). ``"random"``: the plain
-    network, with random weights.""",
+    trained weights replace PCA's only if they beat it on the validation
+    rows (see ``early_stopping``). The branches are applied radially: a
+    row larger than {radial_quantile} of the training rows is scaled onto
+    that radius before a branch and the branch's output scaled back up, so
+    that heavy-tailed rows keep the nonlinear correction, in proportion.
+    It applies with ``output_activation=None`` (for other outputs the
+    decoder does not work in the data's units and the model starts from
+    random weights). ``"random"``: the plain network, with random weights,
+    its inputs clamped to the training range.""",
     "optimizer": """\
 optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default={default}
     The torch optimiser.""",
@@ -167,17 +171,22 @@ loss_curve_ : ndarray of shape (`n_iter_`,)
     variance of the features), i.e. as a fraction of the variance left
     unexplained, whatever the data's units.
 
-validation_scores_ : ndarray of shape (`n_iter_`,)
-    Negative validation loss of each epoch (higher is better). Only
-    when early stopping is on.
+validation_scores_ : ndarray of shape (n_validated_epochs,)
+    Negative validation loss of each epoch (higher is better); for a
+    cross-fitted ``AE`` (see its ``early_stopping``), the out-of-fold loss
+    over all rows of each epoch of the fold models. Only when early
+    stopping is on.
 
 best_validation_score_ : float
-    Best of ``validation_scores_``. Only when early stopping is on.
+    Validation score of the epoch kept (the best of
+    ``validation_scores_`` by the selection's criterion). Only when early
+    stopping is on.
 
 best_epoch_ : int
     Epoch whose weights the model keeps (0: the initial weights, e.g.
-    PCA's solution when training did not beat it significantly). Only
-    when early stopping is on.
+    PCA's solution when training did not beat it); for a cross-fitted
+    ``AE``, the epochs it was trained for on all rows. Only when early
+    stopping is on.
 
 batch_size_ : int
     Rows per optimiser step (``batch_size`` resolved).
@@ -328,6 +337,12 @@ def plan_values(cls):
             for rows in (2 * low, high)
         ),
         "min_valid": format_number(_plan.AUTO_MIN_VALID),
+        "crossfit_below": format_number(_plan.CROSSFIT_BELOW),
+        "crossfit_folds": format_number(_plan.CROSSFIT_FOLDS),
+        "cap_quantile": f"{_selection.CAP_QUANTILE:.0%}",
+        "guard_alpha": f"{_selection.GUARD_ALPHA:g}",
+        "crossfit_cost": format_number(_plan.CROSSFIT_FOLDS + 1),
+        "radial_quantile": f"{_modules.RADIAL_QUANTILE:.0%}",
         "detector_code_ratio": format_number(_plan.DETECTOR_CODE_RATIO),
         "detector_max_code": format_number(_plan.DETECTOR_MAX_CODE),
         "detector_hidden": repr(_plan.DETECTOR_HIDDEN),

@@ -113,11 +113,45 @@ def zero_output(layers):
 #: reconstruction plus a bounded correction, never an extrapolated one.
 BRANCH_QUANTILE = 0.005
 
-#: Bound, in standard deviations, of each code unit fed to the decoder's
-#: nonlinear branch when the code is whitened (a linear path is present).
-CODE_BOUND = 5.0
+#: Radius of the radial maps of a module with a linear path, as a quantile of
+#: the training rows' root mean square (see :func:`radial`): the rows inside it
+#: (99 %) meet the nonlinear branches as they are; a row beyond it is scaled
+#: onto it, and the branch's output scaled back by the same factor.
+RADIAL_QUANTILE = 0.99
+
+#: The radial branches see each normalised feature in units of its standard
+#: deviation, but at least this fraction of the data's root mean variance: a
+#: feature (almost) constant on the training rows (a border pixel) would
+#: otherwise turn a small new value into a huge input.
+BRANCH_SCALE_FLOOR = 0.1
 
 _BIG = 1e30
+
+
+def radial(layers, u, radius):
+    """``layers`` applied radially: ``r * layers(u / r)``, ``r = max(1, rms(u) / radius)``.
+
+    Inside the radius (``rms(u)``, the root mean square of a row, at most
+    ``radius``) this is ``layers(u)``; beyond it the branch sees the row scaled
+    onto the radius (inputs bounded, as the training rows were) and its
+    output grows in proportion to the row's size (positively homogeneous of
+    degree one). A row ``s`` times larger than one on the radius is then
+    reconstructed ``s`` times the same: its error relative to PCA's (which
+    also grows as ``s**2``) is the one at the radius, so an extreme row is
+    neither clipped back to the training range (the nonlinear correction
+    would vanish relative to the row, as on heavy-tailed data) nor
+    extrapolated by whatever the network does far outside it.
+    """
+    # sqrt of a value clamped at 1: no infinite gradient at a zero row
+    r = (u.square().mean(dim=1, keepdim=True) / radius.square()).clamp(min=1.0).sqrt()
+    return layers(u / r) * r
+
+
+def _radius(rows, quantile=RADIAL_QUANTILE):
+    """``quantile`` of the rows' root mean square (1 where it is not positive)."""
+    rms = rows.square().mean(dim=1).sqrt()
+    value = float(torch.quantile(rms, quantile)) if len(rms) else 0.0
+    return value if math.isfinite(value) and value > 0 else 1.0
 
 
 class DataScaling(nn.Module):
@@ -223,10 +257,19 @@ class MLPAutoencoder(nn.Module):
 
     With ``linear_path=True`` the model is a linear path (PCA's solution
     after :meth:`init_from_data`) plus nonlinear branches whose output layers
-    start at zero: ``code = encode_linear(x_n) + encoder(x_n)`` and
-    ``x_n_hat = decode_linear(code) + decoder(code)``. Training therefore
-    starts exactly where PCA ends. The branches see inputs bounded to the
-    training range (``DataScaling.branch_input``, ``CODE_BOUND``).
+    start at zero: ``code = encode_linear(x_n) + encoder(u)`` and ``x_n_hat =
+    decode_linear(code) + decoder(code)``, where ``u`` is each normalised
+    feature in units of its standard deviation (at least
+    ``BRANCH_SCALE_FLOOR`` of the data's root mean variance). Training therefore starts
+    exactly where PCA ends. Both branches are applied radially (:func:`radial`),
+    with radii fitted to the training rows (``radius_input``, and
+    ``radius_code`` of PCA's whitened code): the 1 % of rows of largest
+    norm, and any larger row met later, are reconstructed along rays, so
+    that heavy-tailed rows keep the nonlinear correction that the bulk
+    taught, scaled to their size.
+
+    Without a linear path the encoder sees each standardised feature
+    clamped to its training range (``DataScaling.branch_input``).
     """
 
     def __init__(
@@ -259,6 +302,8 @@ class MLPAutoencoder(nn.Module):
         if self.linear is not None:
             zero_output(self.encoder)
             zero_output(self.decoder)
+            self.register_buffer("radius_input", torch.ones(()))
+            self.register_buffer("radius_code", torch.ones(()))
 
     @torch.no_grad()
     def init_from_data(self, summary):
@@ -270,23 +315,27 @@ class MLPAutoencoder(nn.Module):
         if self.linear is not None:
             axes, values = summary.principal_axes(self.linear.encode_linear.out_features)
             self.linear.init_pca(axes, values / float(self.scaling.scale) ** 2)
+            x_n = self.scaling.normalize(summary.sample.to(self.radius_input.dtype))
+            self.radius_input.fill_(_radius(self._branch_input(x_n)))
+            self.radius_code.fill_(_radius(self.linear.encode_linear(x_n)))
 
     def use_reference(self, on):
         """No-op: with a linear path, the initial weights are PCA's solution."""
 
     def _code(self, x_n):
-        pre = self.encoder(self.scaling.branch_input(x_n))
-        if self.linear is not None:
-            pre = pre + self.linear.encode_linear(x_n)
-        return pre
+        if self.linear is None:
+            return self.encoder(self.scaling.branch_input(x_n))
+        u = self._branch_input(x_n)
+        return radial(self.encoder, u, self.radius_input) + self.linear.encode_linear(x_n)
+
+    def _branch_input(self, x_n):
+        """Each feature in units of its standard deviation (floored: BRANCH_SCALE_FLOOR)."""
+        return x_n / self.scaling.feature_scale.clamp(min=BRANCH_SCALE_FLOOR)
 
     def _output(self, code):
-        if self.linear is not None:
-            bounded = code.clamp(-CODE_BOUND, CODE_BOUND)
-            y = self.decoder(bounded) + self.linear.decode_linear(code)
-        else:
-            y = self.decoder(code)
-        return y
+        if self.linear is None:
+            return self.decoder(code)
+        return radial(self.decoder, code, self.radius_code) + self.linear.decode_linear(code)
 
     def _activate(self, pre):
         return pre if self.code_activation is None else self.code_activation(pre)

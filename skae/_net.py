@@ -107,6 +107,16 @@ class HoldoutSplit:
         return dataset.split(self.fraction)
 
 
+class FixedSplit:
+    """``train_split`` that validates on given rows (a cross-fitting fold's)."""
+
+    def __init__(self, valid):
+        self.valid = valid
+
+    def __call__(self, dataset, y=None, **fit_params):
+        return dataset, self.valid
+
+
 class AutoencoderNet(NeuralNet):
     """skorch net whose criterion returns named terms; each one is logged.
 
@@ -172,6 +182,7 @@ def build_net(
     param_groups=(),
     reference=False,
     validation_noise=None,
+    valid_dataset=None,
     net_class=AutoencoderNet,
     net_kwargs=None,
 ):
@@ -194,12 +205,15 @@ def build_net(
     terms : tuple of str
         Names of the criterion's logged terms besides ``"loss"``.
     validation_fraction : float or None
-        Fraction held out for ``valid_loss``; ``None`` for no split.
+        Fraction held out for ``valid_loss``; ``None`` for no split (unless
+        ``valid_dataset`` is given).
     early_stopping : bool
         Stop on the validation loss (else on the training loss) when it has
-        not improved by a relative ``tol`` in ``n_iter_no_change`` epochs.
-        With a validation split, :class:`BestWeights` restores the weights
-        of the best epoch (the initial weights included).
+        not improved by a relative ``tol`` in ``n_iter_no_change`` epochs:
+        with a ``reference``, the capped validation loss (``valid_capped``,
+        see :class:`skae._callbacks.BestWeights`). With a validation split,
+        :class:`BestWeights` restores the weights of the best epoch (the
+        initial weights included).
     total_steps, warmup_steps : int or None, int
         The learning-rate schedule (:class:`LRSchedule`): warm-up then
         cosine decay to zero at ``total_steps``; ``None`` for a constant
@@ -214,6 +228,10 @@ def build_net(
         Whether the initial weights are a reference solution that trained
         weights must beat significantly on the validation rows
         (:class:`BestWeights`).
+    valid_dataset : dataset or None
+        Validate on these rows (a cross-fitting fold) instead of a random
+        ``validation_fraction``; :class:`BestWeights` then keeps every
+        epoch's per-row losses (``rows_``).
     net_class : type, default=AutoencoderNet
         The net class; a subclass of :class:`AutoencoderNet` (e.g. with
         skorch's ``AccelerateMixin``).
@@ -224,10 +242,14 @@ def build_net(
     for term in terms:  # per-epoch averages of the named terms; no "best" flags (not goals)
         name = f"train_{term}"
         callbacks.append((name, PassthroughScoring(name, lower_is_better=None, on_train=True)))
-        if validation_fraction is not None:
+        if validation_fraction is not None or valid_dataset is not None:
             name = f"valid_{term}"
             callbacks.append((name, PassthroughScoring(name, lower_is_better=None)))
-    monitor = "valid_loss" if early_stopping else "train_loss"
+    validated = validation_fraction is not None or valid_dataset is not None
+    if validated:
+        selection = BestWeights(reference=reference, keep_rows=valid_dataset is not None)
+        callbacks.append(("best_weights", selection))
+    monitor = ("valid_capped" if reference else "valid_loss") if early_stopping else "train_loss"
     callbacks.append(
         (
             "early_stopping",
@@ -241,8 +263,10 @@ def build_net(
         )
     )
     callbacks.append(("lr_schedule", LRSchedule(total_steps, warmup_steps)))
-    if validation_fraction is not None:
-        callbacks.append(("best_weights", BestWeights(reference=reference)))
+    if valid_dataset is not None:
+        split = FixedSplit(valid_dataset)
+    else:
+        split = HoldoutSplit(validation_fraction) if validation_fraction else None
     return net_class(
         module=module,
         **{f"module__{k}": v for k, v in module_kwargs.items()},
@@ -258,16 +282,14 @@ def build_net(
         iterator_valid=TensorBatchIterator,
         iterator_valid__batch_size=valid_batch_size(module_kwargs),
         iterator_valid__corruption=validation_noise,
-        train_split=HoldoutSplit(validation_fraction) if validation_fraction else None,
+        train_split=split,
         callbacks=callbacks,
         device=device,
         verbose=verbose,
         **{
             # skorch's default callbacks that would only cost time per batch here
             "callbacks__print_log": LossTable(terms=tuple(terms)) if verbose else None,
-            "callbacks__valid_loss": (
-                PassthroughScoring("valid_loss") if validation_fraction else None
-            ),
+            "callbacks__valid_loss": PassthroughScoring("valid_loss") if validated else None,
             **(net_kwargs or {}),
         },
     )

@@ -57,6 +57,20 @@ LINEAR_PATH_LR_SCALE = {"dense": 0.3, "conv": 0.0}
 #: this many rows.
 AUTO_MIN_VALID = 2
 
+#: ``early_stopping="auto"`` for an estimator whose model must beat a
+#: reference (``AE``'s PCA start): when the held-out fraction would be fewer
+#: than CROSSFIT_BELOW rows, too few to show a real gain over PCA (or to
+#: choose an epoch), the fit cross-fits instead: CROSSFIT_FOLDS models, each
+#: validated on one fold of the rows, so that every row is validated once;
+#: then one model is trained on all rows for the epochs chosen (or PCA is
+#: kept). At least two rows per fold.
+CROSSFIT_BELOW = 100
+CROSSFIT_FOLDS = 5
+
+#: Whether an estimator kind may cross-fit (with a reference to beat):
+#: convolutional networks are too costly to train CROSSFIT_FOLDS + 1 times.
+CROSSFIT = {"dense": True, "conv": False}
+
 #: ``AEOutlierDetector(estimator=None)``: an AE with a hidden layer of
 #: DETECTOR_HIDDEN units and a code of ``n_features // DETECTOR_CODE_RATIO``
 #: units within 1..DETECTOR_MAX_CODE, trained with Adam (DETECTOR_LR, batches
@@ -83,6 +97,7 @@ def training_plan(
     optimizer,
     early_stopping,
     validation_fraction,
+    crossfit=False,
 ):
     """Resolve the training parameters of a fit on ``n_samples`` rows.
 
@@ -102,19 +117,26 @@ def training_plan(
         The estimator's parameter.
     validation_fraction : float
         Fraction of the rows held out when early stopping is on.
+    crossfit : bool, default=False
+        Whether the estimator may cross-fit (see :data:`CROSSFIT_BELOW`).
 
     Returns
     -------
     plan : dict
-        ``n_valid`` (rows held out, 0 for none), ``batch_size``, ``lr``,
-        ``max_epochs``, ``total_steps`` and ``warmup_steps``.
+        ``n_valid`` (rows held out, 0 for none; per fold when cross-fitting),
+        ``folds`` (the number of cross-fitting folds, 0 for none),
+        ``batch_size``, ``lr``, ``max_epochs``, ``total_steps`` and
+        ``warmup_steps`` (of one model trained on ``n_samples - n_valid``
+        rows).
     """
-    n_valid = 0
+    n_valid, folds = 0, 0
     if early_stopping is True:
         n_valid = n_holdout(validation_fraction, n_samples)
     elif early_stopping == "auto":
         candidate = n_holdout(validation_fraction, n_samples)
-        if candidate >= AUTO_MIN_VALID and n_samples - candidate >= 1:
+        if crossfit and candidate < CROSSFIT_BELOW and n_samples >= 2 * CROSSFIT_FOLDS:
+            folds, n_valid = CROSSFIT_FOLDS, n_samples // CROSSFIT_FOLDS
+        elif candidate >= AUTO_MIN_VALID and n_samples - candidate >= 1:
             n_valid = candidate
     n_train = n_samples - n_valid
     if batch_size == "auto":
@@ -133,6 +155,7 @@ def training_plan(
     total_steps = max_epochs * steps_per_epoch
     return {
         "n_valid": n_valid,
+        "folds": folds,
         "batch_size": batch_size,
         "lr": lr,
         "max_epochs": max_epochs,

@@ -299,7 +299,13 @@ def test_training_curve_of_every_estimator(plt, fitted, name):
     est = fitted[name]
     display = TrainingCurveDisplay.from_estimator(est)
     np.testing.assert_array_equal(display.loss_line_.get_ydata(), est.loss_curve_)
-    assert len(display.lr_line_.get_ydata()) == est.n_iter_
+    if est.n_iter_:
+        assert len(display.lr_line_.get_ydata()) == est.n_iter_
+    else:  # AE on 30 rows cross-fits and keeps PCA's solution, untrained
+        assert display.lr_line_ is None
+        np.testing.assert_array_equal(
+            display.validation_line_.get_ydata(), -est.validation_scores_
+        )
 
 
 def test_training_curve_of_a_detector(plt, detector):
@@ -318,7 +324,7 @@ def test_training_curve_bad_input(plt):
 
 
 def test_history_records_the_learning_rate(tmp_path):
-    ae = AE(n_components=2, max_epochs=4, random_state=0).fit(BASE)
+    ae = AE(n_components=2, max_epochs=4, early_stopping=False, random_state=0).fit(BASE)
     rates = np.asarray(ae.net_.history[:, "lr"])
     assert rates.shape == (4,) and np.all(rates >= 0) and np.all(rates <= ae.lr_)
     assert np.all(np.diff(rates[1:]) < 0)  # the cosine decay, after the warm-up
