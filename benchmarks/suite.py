@@ -84,7 +84,7 @@ from _common import (  # noqa: E402
 DEFAULT_ADBENCH = HERE.parent.parent / "shared" / "data" / "adbench"
 DEFAULT_JSON = HERE / "results" / "suite.json"
 README = HERE / "README.md"
-PARTS = ("ae", "conv", "sparse", "vae", "detector", "pipeline", "grid")
+PARTS = ("ae", "conv", "sparse", "vae", "detector", "pipeline", "labelled", "grid")
 MAX_TRAIN = 5000
 #: Held-out error at most this many times PCA's counts as a tie (float rounding).
 TIE = 1.0005
@@ -351,6 +351,128 @@ def part_pipeline(ctx, data, arms):
     return records
 
 
+def labelled_sets(mnist):
+    """``{name: (X, y)}``: every labelled set of the suite (the ``labelled`` part)."""
+    from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    sets = {"digits/16": (load_digits().data / 16, load_digits().target)}
+    for name, loader in (("breast_cancer", load_breast_cancer), ("wine", load_wine)):
+        X, y = loader(return_X_y=True)
+        sets[f"{name} raw"] = (X, y)
+        sets[f"{name} std"] = (StandardScaler().fit_transform(X), y)
+    if mnist is not None:
+        for n in LABELLED_MNIST_ROWS:
+            sets[f"MNIST n={n}"] = (np.asarray(mnist[0][:n], dtype=np.float64), mnist[1][:n])
+    return sets
+
+
+#: Rows of the MNIST subsets of the ``labelled`` part.
+LABELLED_MNIST_ROWS = (400, 2000, 8000)
+
+
+def labelled_code_size(n_features):
+    """``k`` of PCA(k) and AE(k) in the ``labelled`` part: half the features, 2 to 32."""
+    return int(np.clip(n_features // 2, 2, 32))
+
+
+def pipeline_scores(X, y, seed, make_sparse=None):
+    """3-fold stratified accuracy of SVC on raw features, PCA(k), AE(k) and SparseAE() codes.
+
+    The folds are drawn with ``seed`` (the same for every method), and so are the
+    models' ``random_state``. ``make_sparse(seed)`` builds the sparse model (default:
+    ``SparseAE(random_state=seed)``). Also returns the SparseAE codes' median fraction
+    of active units per held-out row and their dead units, over the folds.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import SVC
+
+    import skae
+
+    k = labelled_code_size(X.shape[1])
+    make_sparse = make_sparse or (lambda s: skae.SparseAE(random_state=s))
+    methods = {
+        "SVC": lambda: SVC(),
+        "PCA+SVC": lambda: make_pipeline(PCA(k, random_state=seed), SVC()),
+        "AE+SVC": lambda: make_pipeline(skae.AE(k, random_state=seed), SVC()),
+        "SparseAE+SVC": lambda: make_pipeline(make_sparse(seed), SVC()),
+    }
+    out = {m: [] for m in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    active, dead, units = [], 0, 0
+    cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    for train, test in cv.split(X, y):
+        for name, make in methods.items():
+            model = make()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                model.fit(X[train], y[train])
+                out[name].append(float(model.score(X[test], y[test])))
+                seconds[name] += time.perf_counter() - start
+            if name == "SparseAE+SVC":
+                codes = np.asarray(model[0].transform(X[test]))
+                active.append(np.mean(np.abs(codes) > 1e-6, axis=1))
+                dead = max(dead, dead_units(np.asarray(model[0].transform(X[train]))))
+                units = codes.shape[1]
+    return {
+        "accuracy": {m: float(np.mean(v)) for m, v in out.items()},
+        "method_s": seconds,
+        "active_median": float(np.median(np.concatenate(active))),
+        "dead": int(dead),
+        "units": int(units),
+        "k": k,
+    }
+
+
+def part_labelled(ctx, data, arms):
+    """The design card's pipeline on every labelled set, against SVC on the raw features."""
+    records = []
+    for name, (X, y) in labelled_sets(ctx.get("mnist")).items():
+        for seed in ctx["labelled_seeds"]:
+            rec = pipeline_scores(X, y, seed)
+            records.append(_record("labelled", name, seed, "new", rec))
+            acc = rec["accuracy"]
+            print(
+                f"  labelled {name} seed {seed}: "
+                + "; ".join(f"{m} {a:.3f}" for m, a in acc.items())
+                + f"; active {rec['active_median']:.2f}, dead {rec['dead']}/{rec['units']}",
+                flush=True,
+            )
+    print_table(
+        ["data", "SVC", "PCA+SVC", "AE+SVC", "SparseAE+SVC", "sparse - SVC", "active", "dead"],
+        [
+            [
+                name,
+                *(f"{v:.3f}" for v in means),
+                f"{means[3] - means[0]:+.3f}",
+                f"{np.median([r['active_median'] for r in mine]):.2f}",
+                f"{max(r['dead'] for r in mine)}/{mine[0]['units']}",
+            ]
+            for name, mine, means in _labelled_means(records)
+        ],
+    )
+    return records
+
+
+LABELLED_METHODS = ("SVC", "PCA+SVC", "AE+SVC", "SparseAE+SVC")
+
+#: Issue 25's goal: SparseAE()+SVC at most this far below SVC on the raw features
+#: (mean accuracy over seeds, per set).
+LABELLED_SLACK = 0.01
+
+
+def _labelled_means(records):
+    """``(name, records, mean accuracy over seeds per method)`` per labelled set."""
+    chosen = [r for r in records if r["part"] == "labelled"]
+    for name in dict.fromkeys(r["data"] for r in chosen):
+        mine = [r for r in chosen if r["data"] == name]
+        means = [float(np.mean([r["accuracy"][m] for r in mine])) for m in LABELLED_METHODS]
+        yield name, mine, means
+
+
 def part_grid(ctx, data, arms):
     from sklearn.model_selection import GridSearchCV
 
@@ -570,6 +692,32 @@ def summarize(records, arms):
                 "{}",
             )
         )
+    labelled = list(_labelled_means(records))
+    if labelled:
+        below = [n for n, _, m in labelled if m[3] < m[0] - LABELLED_SLACK]
+        above = [n for n, _, m in labelled if m[3] > m[0]]
+        active = max(np.median([r["active_median"] for r in mine]) for _, mine, _ in labelled)
+        dead = sum(r["dead"] > 0 for _, mine, _ in labelled for r in mine)
+        figures["labelled"] = {"below": below, "above": above, "active": active, "dead": dead}
+        rows.append(
+            summary_row(
+                f"SparseAE()+SVC more than {LABELLED_SLACK:g} below SVC on raw features (sets)",
+                len(below),
+                0,
+                "",
+                "{}",
+            )
+        )
+        rows.append(
+            _ge_row(
+                "SparseAE()+SVC above SVC on raw features (fraction of sets)",
+                len(above) / len(labelled),
+                0.5,
+                "new",
+            )
+        )
+        rows.append(summary_row("SparseAE(): worst median fraction of active units", active, 0.5))
+        rows.append(summary_row("SparseAE() fits with dead units (labelled)", dead, 0, "", "{}"))
     for arm in arms:
         chosen = _select(records, "pipeline", arm)
         if chosen:
@@ -595,8 +743,15 @@ def summarize(records, arms):
                 "{}",
             )
         )
+    # Parts that run both arms (the labelled part runs the current code only).
     seconds = {
-        arm: float(sum(np.nan_to_num(r.get("fit_s", 0.0)) for r in records if r["arm"] == arm))
+        arm: float(
+            sum(
+                np.nan_to_num(r.get("fit_s", 0.0))
+                for r in records
+                if r["arm"] == arm and r["part"] != "labelled"
+            )
+        )
         for arm in arms
     }
     figures["fit_s"] = seconds
@@ -697,6 +852,28 @@ def readme_tables(records, rows, arms):
                 r = next(r for r in pipeline if r["seed"] == seed and r["arm"] == arm)
                 cells.append(f"{r['accuracy']:.3f} ({r['dead']}/{r['units']})")
             lines.append("| " + " | ".join(cells) + " |")
+    labelled = list(_labelled_means(records))
+    if labelled:
+        seeds = sorted({r["seed"] for _, mine, _ in labelled for r in mine})
+        lines += [
+            "",
+            "The design card's pipeline on every labelled set: 3-fold stratified accuracy, mean "
+            f"over seeds {seeds[0]}-{seeds[-1]} (k = half the features, 2 to 32); `active`: the "
+            "median fraction of SparseAE's code units active per held-out row; `dead`: dead "
+            "code units / units (worst fold):",
+            "",
+            "| data | SVC | PCA(k)+SVC | AE(k)+SVC | SparseAE()+SVC | SparseAE - SVC | active "
+            "| dead |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, mine, means in labelled:
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{v:.3f}" for v in means)
+                + f" | {means[3] - means[0]:+.3f} | "
+                f"{np.median([r['active_median'] for r in mine]):.2f} | "
+                f"{max(r['dead'] for r in mine)}/{mine[0]['units']} |"
+            )
     grid = [r for r in records if r["part"] == "grid"]
     if grid:
         lines += [
@@ -729,11 +906,26 @@ def write_readme(text):
 # -- entry points ------------------------------------------------------------------------------
 
 
-def run_suite(parts, seeds, pipeline_seeds, quick, device, mnist_folder, adbench, with_v010=True):
+def run_suite(
+    parts,
+    seeds,
+    pipeline_seeds,
+    quick,
+    device,
+    mnist_folder,
+    adbench,
+    with_v010=True,
+    labelled_seeds=(0, 1, 2, 3, 4),
+):
     mnist = load_mnist_or_none(mnist_folder)
     data = tables(Path(adbench), mnist, quick)
     arms = make_arms(device, with_v010)
-    ctx = {"seeds": seeds, "pipeline_seeds": pipeline_seeds}
+    ctx = {
+        "seeds": seeds,
+        "pipeline_seeds": pipeline_seeds,
+        "labelled_seeds": list(labelled_seeds),
+        "mnist": None if quick else mnist,
+    }
     functions = {
         "ae": part_ae,
         "conv": part_conv,
@@ -741,6 +933,7 @@ def run_suite(parts, seeds, pipeline_seeds, quick, device, mnist_folder, adbench
         "vae": part_vae,
         "detector": part_detector,
         "pipeline": part_pipeline,
+        "labelled": part_labelled,
         "grid": part_grid,
     }
     records = []
@@ -765,6 +958,7 @@ def suite(ctx):
         device="cpu",
         mnist_folder=ctx.mnist_folder,
         adbench=DEFAULT_ADBENCH,
+        labelled_seeds=[0] if ctx.quick else [0, 1, 2, 3, 4],
     )
     return {"records": out["records"], "figures": out["figures"], "summary": out["summary"]}
 
@@ -774,6 +968,7 @@ def main(argv=None):
     parser.add_argument("--only", help=f"comma-separated parts among {', '.join(PARTS)}")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the AE / ConvAE fits")
     parser.add_argument("--pipeline-seeds", default="0-9", help="seeds of the pipeline part")
+    parser.add_argument("--labelled-seeds", default="0-4", help="seeds of the labelled part")
     parser.add_argument("--quick", action="store_true", help="one seed, no MNIST, 3 pipeline seeds")
     parser.add_argument("--device", default="cpu", help='"cpu" or "cuda"')
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -790,6 +985,8 @@ def main(argv=None):
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     low, _, high = args.pipeline_seeds.partition("-")
     pipeline_seeds = list(range(int(low), int(high or low) + 1))
+    low, _, high = args.labelled_seeds.partition("-")
+    labelled_seeds = list(range(int(low), int(high or low) + 1))
     if args.quick:
         pipeline_seeds = pipeline_seeds[:3]
     torch.set_num_threads(args.threads)
@@ -803,6 +1000,7 @@ def main(argv=None):
         args.mnist,
         args.adbench,
         with_v010=not args.no_v010,
+        labelled_seeds=labelled_seeds[:1] if args.quick else labelled_seeds,
     )
     out["total_s"] = time.perf_counter() - start
     out["options"] = vars(args)

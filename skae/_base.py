@@ -35,8 +35,8 @@ from skae._inference import InferenceCache, current_cache, decode, encode
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
 from skae._net import OPTIMIZERS, build_net, module_cost
-from skae._plan import CROSSFIT, LINEAR_PATH_LR_SCALE, WARMUP_FRACTION, training_plan
-from skae._selection import cross_fitted_epoch
+from skae._plan import CROSSFIT, LINEAR_PATH_LR_SCALE, training_plan
+from skae._selection import cross_fitted_epoch, hopeless
 from skae._state import fitted_state, from_fitted_state
 from skae._utils import device_for_loading, interpolation_inputs, make_seed, resolve_device, seeded
 
@@ -272,11 +272,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         One net per fold, validated on its fold; the epoch and the guard's
         decision are taken on all rows' out-of-fold losses
-        (:func:`skae._selection.cross_fitted_epoch`). Returns the net trained
-        on all rows for that many epochs (none: PCA's solution is kept) and
-        the out-of-fold mean loss of each epoch (``None`` when interrupted).
+        (:func:`skae._selection.cross_fitted_epoch`), unless the folds run
+        so far show no hint of a gain (:func:`skae._selection.hopeless`).
+        Returns the net trained on all rows for as many optimiser steps
+        (none: PCA's solution is kept) and the out-of-fold mean losses
+        ``(the epoch kept's, each epoch's)`` (``None`` when interrupted).
         """
-        curves, references = [], []
+        curves, references, n_train = [], [], len(dataset) - plan["n_valid"]
         for train, valid in dataset.folds(plan["folds"]):
             net = self._new_net(device, {**plan, "verbose": 0}, valid=valid)  # the final prints
             net.initialize()
@@ -289,10 +291,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             best = callbacks["best_weights"]
             curves.append(best.rows_)
             references.append(best.reference_rows_)
+            if hopeless(curves, references):  # no hint of a gain: keep the reference
+                break
         epoch, scores = cross_fitted_epoch(curves, references)
-        steps = plan["max_epochs"] * math.ceil(len(dataset) / plan["batch_size"])
-        final = {**plan, "n_valid": 0, "max_epochs": max(1, epoch), "total_steps": steps}
-        final.update(warmup_steps=int(WARMUP_FRACTION * steps), patience=final["max_epochs"])
+        if scores is not None:  # the chosen epoch's score first: see _after_training
+            scores = (scores[epoch], scores[1:])
+        # The final model takes the fold models' optimiser steps, on the same schedule
+        # (in steps): fewer, larger epochs (measured: better than as many epochs).
+        per_fold, per_all = (math.ceil(n / plan["batch_size"]) for n in (n_train, len(dataset)))
+        epoch = max(1, round(epoch * per_fold / per_all)) if epoch else 0
+        final = {**plan, "n_valid": 0, "max_epochs": max(1, epoch), "patience": max(1, epoch)}
         net = self._new_net(device, final)
         net.initialize()
         self._init_module(net, summarize(dataset))
@@ -415,9 +423,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _after_training(self, crossfit_scores=None):
         """Check the outcome of training and set the fitted attributes.
 
-        ``crossfit_scores``: the out-of-fold mean loss of each epoch of a
-        cross-fitted fit (:meth:`_cross_fit`), whose net may have been kept
-        at its reference without training.
+        ``crossfit_scores``: ``(the epoch kept's, each epoch's)`` out-of-fold
+        mean loss of a cross-fitted fit (:meth:`_cross_fit`), whose net may
+        have been kept at its reference without training.
         """
         net = self.net_
         callbacks = dict(net.callbacks_)
@@ -441,8 +449,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.n_iter_ = len(history)
         self.loss_curve_ = np.asarray(history[:, "train_loss"] if len(history) else [], dtype=float)
         if crossfit_scores is not None:
-            self.validation_scores_ = -np.asarray(crossfit_scores[1:], dtype=float)
-            self.best_validation_score_ = float(-crossfit_scores[self.n_iter_])
+            kept, curve = crossfit_scores
+            self.validation_scores_ = -np.asarray(curve, dtype=float)
+            self.best_validation_score_ = -float(kept)
             self.best_epoch_ = self.n_iter_
         elif len(history) and "valid_loss" in history[-1]:
             self.validation_scores_ = -np.asarray(history[:, "valid_loss"], dtype=float)

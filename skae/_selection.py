@@ -17,6 +17,8 @@ every model compared):
   a one-sided t-test at level :data:`GUARD_ALPHA` — a test that every row
   informs and no row dominates; the epoch kept is the best by the capped
   statistic among the epochs that pass it;
+- :func:`hopeless`: whether the folds run so far show no hint of a gain (the
+  rest need not run);
 - :func:`best_epoch`: the epoch, pooled over the cross-fitting folds, that
   the capped statistic picks among those that beat the reference (0: none
   does), and :func:`cross_fitted_epoch`, its short form.
@@ -34,6 +36,16 @@ CAP_QUANTILE = 0.99
 #: One-sided level of the guard's t-test on the per-row log-ratios
 #: (:func:`beats_reference`).
 GUARD_ALPHA = 0.05
+
+#: The guard also asks the mean loss to be lower than the reference's by at
+#: least this many standard errors of the paired per-row differences: one,
+#: so that on a small table a gain within the noise of the mean is not taken
+#: (a few extreme rows inflate that standard error, so it is not asked more).
+GUARD_MEAN_SE = 1.0
+
+#: Cross-fitting: an epoch may replace the reference only if its mean loss is
+#: lower in all folds but at most this many.
+FOLDS_AGAINST = 1
 
 #: Per-row losses are floored at this fraction of the reference's median loss
 #: before taking log-ratios, so that rows both models reconstruct (almost)
@@ -57,14 +69,20 @@ def capped_loss(losses, cap):
 def beats_reference(losses, reference, alpha=GUARD_ALPHA):
     """Whether per-row ``losses`` are better than the ``reference``'s, in the mean and per row.
 
-    True when the mean of ``losses`` is below the reference's and the mean of
-    ``log((losses + f) / (reference + f))`` (``f`` = :data:`LOG_FLOOR` times
-    the reference's median) is below zero by a one-sided t-test at level
-    ``alpha``. With fewer than two rows nothing can be shown: False.
+    True when the mean of ``losses`` is below the reference's by at least
+    :data:`GUARD_MEAN_SE` standard errors of the paired differences, and the
+    mean of ``log((losses + f) / (reference + f))`` (``f`` =
+    :data:`LOG_FLOOR` times the reference's median) is below zero by a
+    one-sided t-test at level ``alpha``. With fewer than two rows nothing
+    can be shown: False.
     """
     losses, reference = losses.double(), reference.double()
     n = len(losses)
-    if n < 2 or not float(losses.mean()) < float(reference.mean()):
+    if n < 2:
+        return False
+    diff = losses - reference
+    margin = GUARD_MEAN_SE * float(diff.std()) / math.sqrt(n)
+    if not float(diff.mean()) + margin < 0.0:
         return False
     floor = LOG_FLOOR * float(reference.median()) + 1e-300
     ratios = torch.log(losses + floor) - torch.log(reference + floor)
@@ -74,6 +92,22 @@ def beats_reference(losses, reference, alpha=GUARD_ALPHA):
     if spread == 0.0:
         return mean < 0.0
     return float(stdtr(n - 1, mean / (spread / math.sqrt(n)))) < alpha
+
+
+def hopeless(curves, references):
+    """Whether the folds run so far show not even a hint of a gain over the reference.
+
+    True when no epoch's pooled losses have both a lower mean and a negative
+    mean per-row log-ratio than the reference's: the remaining folds need not
+    run (cross-fitting then keeps the reference).
+    """
+    n_epochs = min(len(c) for c in curves)
+    pooled = torch.cat([torch.stack(list(c[:n_epochs])) for c in curves], dim=1).double()
+    reference = torch.cat(list(references)).double()
+    floor = LOG_FLOOR * float(reference.median()) + 1e-300
+    better_mean = pooled.mean(dim=1) < reference.mean()
+    ratios = (torch.log(pooled + floor) - torch.log(reference + floor)).mean(dim=1)
+    return not bool((better_mean & (ratios < 0))[1:].any())
 
 
 def cross_fitted_epoch(curves, references):
@@ -102,21 +136,28 @@ def best_epoch(curves, references):
     -------
     epoch : int
         Among the epochs every fold ran that beat the reference on all rows
-        (:func:`beats_reference`), the one with the lowest capped loss; 0
-        (the initial weights) when none does.
+        (:func:`beats_reference`) and in all folds but
+        :data:`FOLDS_AGAINST` (a lower mean loss), the one with the lowest
+        capped loss; 0 (the initial weights) when none does.
     scores : ndarray of shape (n_epochs + 1,)
         The plain mean loss over all rows of each epoch.
     losses, reference : tensors of shape (n_rows,)
         All rows' losses at ``epoch``, and the reference's.
     """
     n_epochs = min(len(c) for c in curves)
-    pooled = torch.cat([torch.stack(list(c[:n_epochs])) for c in curves], dim=1).double()
+    folds = [torch.stack(list(c[:n_epochs])).double() for c in curves]
+    pooled = torch.cat(folds, dim=1)
     reference = torch.cat(list(references)).double()
     cap = loss_cap(reference)
     capped = pooled.clamp(max=cap).mean(dim=1)
+    fold_means = torch.stack([f.mean(dim=1) for f in folds])  # (n_folds, n_epochs)
+    reference_means = torch.stack([r.double().mean() for r in references])
+    wins = (fold_means < reference_means[:, None]).sum(dim=0)
     epoch, best = 0, math.inf
     for e in range(1, n_epochs):
         loss = float(capped[e])
-        if math.isfinite(loss) and loss < best and beats_reference(pooled[e], reference):
+        if not (math.isfinite(loss) and loss < best):
+            continue
+        if int(wins[e]) >= len(folds) - FOLDS_AGAINST and beats_reference(pooled[e], reference):
             epoch, best = e, loss
     return epoch, pooled.mean(dim=1).numpy(), pooled[epoch], reference

@@ -276,7 +276,7 @@ def test_latent_space_bad_input(plt, fitted):
 def test_training_curve(plt, ae):
     display = TrainingCurveDisplay.from_estimator(ae)
     np.testing.assert_array_equal(display.loss_line_.get_ydata(), ae.loss_curve_)
-    np.testing.assert_array_equal(display.loss_line_.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(display.loss_line_.get_xdata(), np.arange(1, ae.n_iter_ + 1))
     np.testing.assert_array_equal(display.validation_line_.get_ydata(), -ae.validation_scores_)
     assert list(display.best_epoch_line_.get_xdata()) == [ae.best_epoch_] * 2
     assert len(display.ax_.get_lines()) == 3  # training, validation, epoch kept
