@@ -370,19 +370,22 @@ def labelled_sets(mnist):
 #: Rows of the MNIST subsets of the ``labelled`` part.
 LABELLED_MNIST_ROWS = (400, 2000, 8000)
 
+LABELLED_METHODS = ("SVC", "PCA+SVC", "AE+SVC", "SparseAE+SVC")
+
 
 def labelled_code_size(n_features):
     """``k`` of PCA(k) and AE(k) in the ``labelled`` part: half the features, 2 to 32."""
     return int(np.clip(n_features // 2, 2, 32))
 
 
-def pipeline_scores(X, y, seed, make_sparse=None):
+def pipeline_scores(X, y, seed, make_sparse=None, methods=LABELLED_METHODS):
     """3-fold stratified accuracy of SVC on raw features, PCA(k), AE(k) and SparseAE() codes.
 
     The folds are drawn with ``seed`` (the same for every method), and so are the
     models' ``random_state``. ``make_sparse(seed)`` builds the sparse model (default:
-    ``SparseAE(random_state=seed)``). Also returns the SparseAE codes' median fraction
-    of active units per held-out row and their dead units, over the folds.
+    ``SparseAE(random_state=seed)``); ``methods`` selects among them. Also returns the
+    SparseAE codes' median fraction of active units per held-out row and their dead
+    units, over the folds.
     """
     from sklearn.decomposition import PCA
     from sklearn.model_selection import StratifiedKFold
@@ -393,12 +396,13 @@ def pipeline_scores(X, y, seed, make_sparse=None):
 
     k = labelled_code_size(X.shape[1])
     make_sparse = make_sparse or (lambda s: skae.SparseAE(random_state=s))
-    methods = {
+    makers = {
         "SVC": lambda: SVC(),
         "PCA+SVC": lambda: make_pipeline(PCA(k, random_state=seed), SVC()),
         "AE+SVC": lambda: make_pipeline(skae.AE(k, random_state=seed), SVC()),
         "SparseAE+SVC": lambda: make_pipeline(make_sparse(seed), SVC()),
     }
+    methods = {name: makers[name] for name in methods}
     out = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     active, dead, units = [], 0, 0
@@ -420,7 +424,7 @@ def pipeline_scores(X, y, seed, make_sparse=None):
     return {
         "accuracy": {m: float(np.mean(v)) for m, v in out.items()},
         "method_s": seconds,
-        "active_median": float(np.median(np.concatenate(active))),
+        "active_median": float(np.median(np.concatenate(active))) if active else float("nan"),
         "dead": int(dead),
         "units": int(units),
         "k": k,
@@ -456,8 +460,6 @@ def part_labelled(ctx, data, arms):
     )
     return records
 
-
-LABELLED_METHODS = ("SVC", "PCA+SVC", "AE+SVC", "SparseAE+SVC")
 
 #: Issue 25's goal: SparseAE()+SVC at most this far below SVC on the raw features
 #: (mean accuracy over seeds, per set).

@@ -303,9 +303,7 @@ def test_training_curve_of_every_estimator(plt, fitted, name):
         assert len(display.lr_line_.get_ydata()) == est.n_iter_
     else:  # AE on 30 rows cross-fits and keeps PCA's solution, untrained
         assert display.lr_line_ is None
-        np.testing.assert_array_equal(
-            display.validation_line_.get_ydata(), -est.validation_scores_
-        )
+        np.testing.assert_array_equal(display.validation_line_.get_ydata(), -est.validation_scores_)
 
 
 def test_training_curve_of_a_detector(plt, detector):

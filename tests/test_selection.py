@@ -115,8 +115,11 @@ def test_radii_are_fitted_to_the_training_rows():
         rms = module._branch_input(x_n).square().mean(dim=1).sqrt()
     inside = float((rms <= module.radius_input).float().mean())
     assert 0.97 <= inside <= 1.0  # 99 % of the (sampled) training rows
-    assert MLPAutoencoder(5, 2, (8,), linear_path=False).state_dict().keys().isdisjoint(
-        {"radius_input", "radius_code"}
+    assert (
+        MLPAutoencoder(5, 2, (8,), linear_path=False)
+        .state_dict()
+        .keys()
+        .isdisjoint({"radius_input", "radius_code"})
     )
 
 
