@@ -41,12 +41,23 @@ from skae._state import fitted_state, from_fitted_state
 from skae._utils import device_for_loading, interpolation_inputs, make_seed, resolve_device, seeded
 
 
+def _print(net, line):
+    """Print ``line`` where ``net`` prints its table (if verbose; the main process only)."""
+    log = dict(net.callbacks_).get("print_log")
+    if net.verbose and log is not None:
+        log.sink(line)
+
+
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class for skae's autoencoders. Not for direct use."""
 
     #: Whether ``n_components >= n_features`` is a legitimate (overcomplete) code;
     #: if not, fitting warns.
     _overcomplete = False
+
+    #: Fitting warns when the reconstructions keep less than this fraction of the
+    #: training data's variance (None: never; see :func:`skae._checks.warn_outcome`).
+    _min_kept_variance = None
 
     #: The estimator's kind in :mod:`skae._plan`'s per-kind tables (the
     #: ``max_epochs="auto"`` budget, the linear path's learning-rate scale).
@@ -242,7 +253,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         >>> from sklearn.datasets import load_digits
         >>> from skae import AE
         >>> X = load_digits().data[:200] / 16
-        >>> ae = AE(n_components=4, max_epochs=3, random_state=0).fit(X)
+        >>> ae = AE(n_components=4, max_epochs=3, early_stopping=False, random_state=0).fit(X)
         >>> ae.n_iter_, ae.loss_curve_.shape
         (3, (3,))
         """
@@ -279,9 +290,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ``(the epoch kept's, each epoch's)`` (``None`` when interrupted).
         """
         curves, references, n_train = [], [], len(dataset) - plan["n_valid"]
-        for train, valid in dataset.folds(plan["folds"]):
-            net = self._new_net(device, {**plan, "verbose": 0}, valid=valid)  # the final prints
+        for fold, (train, valid) in enumerate(dataset.folds(plan["folds"]), 1):
+            net = self._new_net(device, plan, valid=valid)
             net.initialize()
+            _print(net, f"Cross-fitting: fold {fold} of {plan['folds']}, {len(train)} rows")
             self._init_module(net, summarize(train))
             net.partial_fit(train, None)
             callbacks = dict(net.callbacks_)
@@ -303,6 +315,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         final = {**plan, "n_valid": 0, "max_epochs": max(1, epoch), "patience": max(1, epoch)}
         net = self._new_net(device, final)
         net.initialize()
+        _print(
+            net,
+            f"Cross-fitted: training on all {len(dataset)} rows for {epoch} epochs"
+            if epoch
+            else "Cross-fitted: no gain over PCA out of fold; PCA's solution is kept",
+        )
         self._init_module(net, summarize(dataset))
         if epoch:
             net.partial_fit(dataset, None)
@@ -464,6 +482,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _dead_units(self, codes):
         """Mask of the code units that are dead: constant over ``codes``' rows."""
         return constant_units(codes)
+
+    def _lost_variance_remedy(self):
+        return "Use a larger n_components."
 
     def _dead_units_remedy(self):
         return (

@@ -672,7 +672,7 @@ class TrainingCurveDisplay(_Display):
     >>> from sklearn.datasets import load_digits
     >>> from skae import AE, TrainingCurveDisplay
     >>> X = load_digits().data[:200] / 16
-    >>> ae = AE(n_components=4, max_epochs=3, random_state=0).fit(X)
+    >>> ae = AE(n_components=4, max_epochs=3, early_stopping=False, random_state=0).fit(X)
     >>> display = TrainingCurveDisplay.from_estimator(ae)
     >>> display.loss_line_.get_ydata().shape
     (3,)
@@ -717,7 +717,7 @@ class TrainingCurveDisplay(_Display):
         >>> import numpy as np
         >>> from skae import AE, AEOutlierDetector, TrainingCurveDisplay
         >>> X = np.random.RandomState(0).normal(size=(200, 8))
-        >>> detector = AEOutlierDetector(AE(n_components=2, max_epochs=3),
+        >>> detector = AEOutlierDetector(AE(n_components=2, max_epochs=3, early_stopping=False),
         ...                              random_state=0).fit(X)
         >>> display = TrainingCurveDisplay.from_estimator(detector)
         >>> display.lr_line_.get_ydata().shape
@@ -853,7 +853,7 @@ class AnomalyScoreDisplay(_Display):
     >>> import numpy as np
     >>> from skae import AE, AEOutlierDetector, AnomalyScoreDisplay
     >>> X = np.random.RandomState(0).normal(size=(200, 8))
-    >>> detector = AEOutlierDetector(AE(n_components=2, max_epochs=3),
+    >>> detector = AEOutlierDetector(AE(n_components=2, max_epochs=3, early_stopping=False),
     ...                              random_state=0).fit(X)
     >>> display = AnomalyScoreDisplay.from_estimator(detector, X, rows=[0, 1])
     >>> display.threshold_line_.get_xdata()[0] == detector.offset_, len(display.bars_)
@@ -933,7 +933,7 @@ class AnomalyScoreDisplay(_Display):
         >>> X = np.random.RandomState(0).normal(size=(200, 8))
         >>> X[:10] += 4  # ten outliers
         >>> y = np.where(np.arange(200) < 10, -1, 1)
-        >>> detector = AEOutlierDetector(AE(n_components=2, max_epochs=3),
+        >>> detector = AEOutlierDetector(AE(n_components=2, max_epochs=3, early_stopping=False),
         ...                              random_state=0).fit(X)
         >>> display = AnomalyScoreDisplay.from_estimator(detector, X, y, bins=20)
         >>> [len(bars) for bars in display.hist_]  # inliers, outliers

@@ -194,8 +194,11 @@ def test_accelerate_two_processes_shard_rows(two_process_run):
 
 def test_accelerate_two_processes_verbose(two_process_run):
     _, _, stdout = two_process_run
-    # verbose=0 fits print nothing; the one verbose=1 fit prints its table once (rank 0).
-    assert stdout.count("train_loss") == 1, stdout
+    # verbose=0 fits print nothing; the one verbose=1 fit prints its tables once (rank 0):
+    # its final net's, and one per cross-fitting fold on a small table.
+    folds = stdout.count("Cross-fitting: fold")
+    assert stdout.count("train_loss") == 1 + folds, stdout
+    assert stdout.count("Cross-fitting: fold 1 of") == (1 if folds else 0), stdout
 
 
 def test_accelerate_two_processes_saved_model_loads(two_process_run):
