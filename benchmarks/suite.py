@@ -7,6 +7,7 @@ a default is good when it holds on every one of them, not on average.
     python benchmarks/suite.py --quick            # one seed, no MNIST (~5 min)
     python benchmarks/suite.py --only ae,pipeline --seeds 0,1,2
     python benchmarks/suite.py --readme           # also write the tables into README.md
+                                                  # (with --only: a block of those parts)
 
 It is also the ``suite`` section of ``python benchmarks/run.py`` (``make
 bench``). Every fit runs twice, interleaved (the order alternates): with
@@ -417,9 +418,9 @@ def pipeline_scores(X, y, seed, make_sparse=None, methods=LABELLED_METHODS):
                 out[name].append(float(model.score(X[test], y[test])))
                 seconds[name] += time.perf_counter() - start
             if name == "SparseAE+SVC":
-                codes = np.asarray(model[0].transform(X[test]))
+                codes = np.asarray(model[:-1].transform(X[test]))
                 active.append(np.mean(np.abs(codes) > 1e-6, axis=1))
-                dead = max(dead, dead_units(np.asarray(model[0].transform(X[train]))))
+                dead = max(dead, dead_units(np.asarray(model[:-1].transform(X[train]))))
                 units = codes.shape[1]
     return {
         "accuracy": {m: float(np.mean(v)) for m, v in out.items()},
@@ -893,8 +894,14 @@ def readme_tables(records, rows, arms):
     return "\n".join(lines)
 
 
-def write_readme(text):
-    start, end = "<!-- suite:start -->", "<!-- suite:end -->"
+def write_readme(text, parts=None):
+    """Write ``text`` between the README's markers: the whole suite's, or ``parts``' own.
+
+    A run of some parts only (``--only``) has its own block, so that it does not
+    erase the tables of the parts it did not run.
+    """
+    name = "suite" if parts is None else "suite " + ",".join(parts)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     content = README.read_text(encoding="utf-8")
     if start in content and end in content:
         before, rest = content.split(start, 1)
@@ -1009,7 +1016,10 @@ def main(argv=None):
     write_json(out, args.out)
     print(f"\ntotal {out['total_s']:.0f} s; results written to {args.out}")
     if args.readme:
-        write_readme(readme_tables(out["records"], out["summary"], out["arms"]))
+        write_readme(
+            readme_tables(out["records"], out["summary"], out["arms"]),
+            parts if args.only else None,
+        )
         print(f"tables written to {README}")
     return out
 

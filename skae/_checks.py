@@ -6,7 +6,8 @@ The estimator base (:mod:`skae._base`) calls these with the estimator:
   a parameter cannot work with the data (its size, its value range);
 - :func:`warn_code_size` warns when a code is as wide as the input;
 - :func:`warn_outcome` warns, with the remedy, when training ended in a
-  degenerate state (dead code units, no progress).
+  degenerate state (dead code units, no progress, a code that keeps less
+  of the data's variance than the estimator's ``_min_kept_variance``).
 
 Nothing here imports scikit-learn or skorch.
 """
@@ -20,6 +21,19 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: Rows whose codes :func:`warn_outcome` inspects.
 OUTCOME_ROWS = 2048
+
+
+def kept_variance(rows, recon):
+    """Fraction of the rows' total variance that the reconstructions keep.
+
+    ``1 - sum of squared errors / sum of squared deviations from the column
+    means`` (the explained variance), in the data's units; 1 for constant rows.
+    """
+    rows, recon = rows.double(), recon.double()
+    total = float((rows - rows.mean(dim=0)).square().sum())
+    if total <= 0:
+        return 1.0
+    return 1.0 - float((rows - recon).square().sum()) / total
 
 
 def check_against_data(estimator, n_samples, low, high):
@@ -94,6 +108,19 @@ def warn_outcome(estimator, dataset):
             UserWarning,
             stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
         )
+    floor = estimator._min_kept_variance
+    if floor is not None and len(rows) > 1:
+        with torch.inference_mode():
+            kept = kept_variance(rows, module.decode(module.encode(rows)))
+        if kept < floor:
+            warnings.warn(
+                f"The code of {name} keeps only {max(kept, 0.0):.0%} of the training data's "
+                f"variance (it loses {1 - max(kept, 0.0):.0%}): a classifier or a "
+                "reconstruction downstream gets little of the data's information. "
+                + estimator._lost_variance_remedy(),
+                UserWarning,
+                stacklevel=4,  # the caller of fit (through sklearn's _fit_context)
+            )
     curve = estimator.loss_curve_
     if len(curve) < 3 or not np.all(np.isfinite(curve)):
         return

@@ -9,6 +9,10 @@ from skae._docs import fill_doc
 from skae._losses import ReconstructionLoss
 from skae._modules import MLPAutoencoder
 
+#: Fitting warns when the sparse code's reconstructions keep less than this fraction
+#: of the training data's variance.
+MIN_KEPT_VARIANCE = 0.5
+
 
 @fill_doc
 class SparseAE(BaseAutoencoder):
@@ -72,6 +76,10 @@ class SparseAE(BaseAutoencoder):
     }
 
     _overcomplete = True  # sparsity keeps a code wider than the input informative
+
+    #: A sparse code that keeps less of the training data's variance than this
+    #: warns (issue 25: it has lost what a classifier downstream would need).
+    _min_kept_variance = MIN_KEPT_VARIANCE
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,
@@ -147,6 +155,12 @@ class SparseAE(BaseAutoencoder):
         if self.sparsity == "l1":  # ReLU units: dead when they never fire
             return codes.max(dim=0).values <= 0
         return super()._dead_units(codes)
+
+    def _lost_variance_remedy(self):
+        return (
+            f"Lower sparsity_weight (now {self.sparsity_weight:g}), standardise features whose "
+            "scales differ (StandardScaler), or train longer (max_epochs)."
+        )
 
     def _dead_units_remedy(self):
         return "Lower sparsity_weight or lr, or use fewer n_components."
