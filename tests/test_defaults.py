@@ -117,12 +117,11 @@ def test_sparse_code_that_loses_the_variance_warns():
     # Issue 25: an over-weighted penalty empties the code; the warning says how much it
     # loses and what to try. The default keeps most of the variance, and does not warn.
     X = load_digits().data[:300] / 16
-    common = dict(max_epochs=10, early_stopping=False, random_state=0)
     with pytest.warns(UserWarning, match=r"keeps only \d+% .*variance.*Lower sparsity_weight"):
-        SparseAE(32, sparsity_weight=300.0, **common).fit(X)
+        SparseAE(32, sparsity_weight=300.0, max_epochs=10, random_state=0).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        sae = SparseAE(32, **common).fit(X)
+        sae = SparseAE(32, random_state=0).fit(X)
     kept = 1 - np.sum((sae.inverse_transform(sae.transform(X)) - X) ** 2) / np.sum(
         (X - X.mean(axis=0)) ** 2
     )
