@@ -34,18 +34,11 @@ from skae._data import as_dataset, summarize
 from skae._inference import InferenceCache, current_cache, decode, encode
 from skae._losses import reconstruction_error
 from skae._modules import ACTIVATIONS, OUTPUT_ACTIVATIONS
-from skae._net import OPTIMIZERS, build_net, module_cost
+from skae._net import OPTIMIZERS, build_net, module_cost, print_line
 from skae._plan import CROSSFIT, LINEAR_PATH_LR_SCALE, training_plan
 from skae._selection import cross_fitted_epoch, hopeless
 from skae._state import fitted_state, from_fitted_state
 from skae._utils import device_for_loading, interpolation_inputs, make_seed, resolve_device, seeded
-
-
-def _print(net, line):
-    """Print ``line`` where ``net`` prints its table (if verbose; the main process only)."""
-    log = dict(net.callbacks_).get("print_log")
-    if net.verbose and log is not None:
-        log.sink(line)
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -293,7 +286,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         for fold, (train, valid) in enumerate(dataset.folds(plan["folds"]), 1):
             net = self._new_net(device, plan, valid=valid)
             net.initialize()
-            _print(net, f"Cross-fitting: fold {fold} of {plan['folds']}, {len(train)} rows")
+            print_line(net, f"Cross-fitting: fold {fold} of {plan['folds']}, {len(train)} rows")
             self._init_module(net, summarize(train))
             net.partial_fit(train, None)
             callbacks = dict(net.callbacks_)
@@ -315,7 +308,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         final = {**plan, "n_valid": 0, "max_epochs": max(1, epoch), "patience": max(1, epoch)}
         net = self._new_net(device, final)
         net.initialize()
-        _print(
+        print_line(
             net,
             f"Cross-fitted: training on all {len(dataset)} rows for {epoch} epochs"
             if epoch

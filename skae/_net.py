@@ -293,3 +293,10 @@ def build_net(
             **(net_kwargs or {}),
         },
     )
+
+
+def print_line(net, line):
+    """Print ``line`` where ``net`` prints its table (if verbose; the main process only)."""
+    log = dict(net.callbacks_).get("print_log")
+    if net.verbose and log is not None:
+        log.sink(line)

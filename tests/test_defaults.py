@@ -108,7 +108,14 @@ def test_dead_units_warn_with_the_remedy(monkeypatch):
     # Without the term that keeps units alive, the L1 penalty kills every unit.
     monkeypatch.setattr(skae._losses, "dead_unit_penalty", lambda pre: pre.sum() * 0.0)
     X = load_digits().data[:300] / 16
-    sae = SparseAE(32, sparsity_weight=1.0, max_epochs=10, early_stopping=False, random_state=0)
+    sae = SparseAE(
+        32,
+        hidden_layer_sizes=(256,),  # behind a hidden layer, units die within 10 epochs
+        sparsity_weight=1.0,
+        max_epochs=10,
+        early_stopping=False,
+        random_state=0,
+    )
     with pytest.warns(UserWarning, match=r"code units of SparseAE are dead.*sparsity_weight"):
         sae.fit(X)
 
