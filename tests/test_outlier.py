@@ -528,3 +528,45 @@ def test_vae_inner_estimator_scores():
         assert np.isfinite(scores).all()
         if score != "density":
             assert roc_auc_score(y, scores) > 0.9
+
+
+def _digit_splits(n_train=150, digits=range(10), seed=0):
+    """``(train, new)`` images (/16) of each digit: ``n_train`` rows to fit, the rest new."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    for digit in digits:
+        rows = data.data[data.target == digit] / 16.0
+        order = np.random.RandomState(seed).permutation(len(rows))
+        yield rows[order[:n_train]], rows[order[n_train:]]
+
+
+def test_cross_fitted_threshold_flags_about_contamination_of_new_inliers():
+    # 150 training images of one digit: the training scores are optimistic, and
+    # a threshold set on them flags too many new images of the digit.
+    flagged = {"training": [], "cross-fit": []}
+    for train, new in _digit_splits():
+        for calibration, fractions in flagged.items():
+            detector = AEOutlierDetector(
+                contamination=0.1, calibration=calibration, random_state=0
+            ).fit(train)
+            fractions.extend(detector.predict(new) == -1)
+    cross_fitted, training = np.mean(flagged["cross-fit"]), np.mean(flagged["training"])
+    assert 0.05 <= cross_fitted <= 0.2  # within 2x contamination
+    assert abs(math.log(cross_fitted / 0.1)) < abs(math.log(training / 0.1))
+
+
+def test_auto_calibration_cross_fits_small_training_sets_only(data):
+    X, _ = data
+    small = X[:150]
+    params = {"estimator": AE(n_components=3, max_epochs=5), "random_state": 0}
+    auto = AEOutlierDetector(**params).fit(small)
+    cross_fitted = AEOutlierDetector(calibration="cross-fit", **params).fit(small)
+    training = AEOutlierDetector(calibration="training", **params).fit(small)
+    assert auto.offset_ == cross_fitted.offset_  # deterministic, and "auto" cross-fits
+    assert auto.offset_ != training.offset_
+    # the model and its scores are the same: only the threshold moves
+    assert_allclose(auto.score_samples(X), training.score_samples(X))
+    assert skae._plan.CALIBRATION_MAX_ROWS < len(X)
+    big = AEOutlierDetector(**params).fit(X)
+    assert big.offset_ == AEOutlierDetector(calibration="training", **params).fit(X).offset_
