@@ -314,6 +314,11 @@ def rank01(values):
     return rankdata(values) / len(values)
 
 
+def minus_log_p(values):
+    """``-log`` of each row's p-value among the rows: the share of rows at least as anomalous."""
+    return -np.log(rankdata(-np.asarray(values), method="max") / (len(values) + 1))
+
+
 #: name -> outlierness from {"off", "inside", "skae", "IsolationForest", "MCD"} scores
 #: of the training rows (under the ADBench protocol, the scored rows).
 CANDIDATES = {
@@ -330,6 +335,15 @@ CANDIDATES = {
     ),
     "z(log combined) + z(IF)": lambda s: (
         robust_z(np.log(s["off"] + s["inside"])) + robust_z(s["IsolationForest"])
+    ),
+    "fisher(combined, IF)": lambda s: (
+        minus_log_p(s["off"] + s["inside"]) + minus_log_p(s["IsolationForest"])
+    ),
+    "fisher(combined, MCD)": lambda s: minus_log_p(s["off"] + s["inside"]) + minus_log_p(s["MCD"]),
+    "fisher(combined, IF, MCD)": lambda s: (
+        minus_log_p(s["off"] + s["inside"])
+        + minus_log_p(s["IsolationForest"])
+        + minus_log_p(s["MCD"])
     ),
     "rank(combined, MCD)": lambda s: rank01(s["off"] + s["inside"]) + rank01(s["MCD"]),
     "rank(combined, IF, MCD)": lambda s: (

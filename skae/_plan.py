@@ -95,6 +95,10 @@ CALIBRATION_FOLDS = 3
 CALIBRATION_MIN_ROWS = 20
 CALIBRATION_MAX_ROWS = 256
 
+#: ``AEOutlierDetector(score_type="ensemble")``: each part's training scores
+#: are kept as at most this many cut points (the p-values' resolution).
+ENSEMBLE_QUANTILES = 1000
+
 
 def training_plan(
     n_samples,

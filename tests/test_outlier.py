@@ -26,6 +26,7 @@ from skae._outlier import (
     MAD_TO_STD,
     SCORES,
     default_estimator,
+    log_p_value,
     robust_gaussian,
     robust_scale,
 )
@@ -257,7 +258,10 @@ def test_estimator_without_a_torch_module(data, score):
         "reconstruction": -off,
         "density": -inside,
         "estimator": -detector.reconstruction_error(X),  # KernelPCA has no score_samples
-    }[score]
+    }.get(score)
+    if score == "ensemble":  # the mean log p-value of combined and the isolation forest's
+        parts = (-(off + inside), detector.isolation_forest_.score_samples(X))
+        expected = np.mean([log_p_value(g, p) for g, p in zip(detector.ensemble_grid_, parts)], 0)
     assert_allclose(scores, expected, rtol=1e-10)
     if score in ("reconstruction", "estimator"):
         assert roc_auc_score(y, scores) > 0.95
@@ -505,15 +509,17 @@ def test_scoring_module_is_score_samples(name, score):
         out32 = module(torch.tensor(X, dtype=torch.float32))
         out64 = module64(torch.from_numpy(X))
     assert out32.shape == (len(X),) and out32.dtype == torch.float32
-    assert_array_equal(out32.numpy(), detector.score_samples(X.astype(np.float32)))
-    assert_allclose(out64.numpy(), detector.score_samples(X), rtol=1e-12, atol=1e-12)
+    # score_type="ensemble": the module is the autoencoder's part, "combined"
+    scores = detector._model_scores if score == "ensemble" else detector.score_samples
+    assert_array_equal(out32.numpy(), scores(X.astype(np.float32)))
+    assert_allclose(out64.numpy(), scores(X), rtol=1e-12, atol=1e-12)
     # The module is exportable: no numpy, no data-dependent control flow.
     x = torch.from_numpy(X)
     exported = torch.export.export(module64, (x,)).module()
     other = torch.from_numpy(X[::-1].copy() + 0.1)
     with torch.inference_mode():
         assert_allclose(exported(other).numpy(), module64(other).numpy(), rtol=1e-12)
-        assert_allclose(exported(other).numpy(), detector.score_samples(other.numpy()), rtol=1e-12)
+        assert_allclose(exported(other).numpy(), scores(other.numpy()), rtol=1e-12)
 
 
 def test_vae_inner_estimator_scores():
