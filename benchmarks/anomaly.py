@@ -84,6 +84,7 @@ wall-clock (``time.perf_counter``) with ``--threads`` torch threads
 """
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -448,6 +449,13 @@ def rotation(results, candidates, peers, tables, n_rotations, seed=0):
         chosen[r["candidate"]] = chosen.get(r["candidate"], 0) + 1
     keys = ("candidate_auc", "candidate_ap", "peer_auc", "peer_ap", "best_peer_auc", "best_peer_ap")
     held = {k: float(np.mean([r[k] for r in rounds])) for k in keys}
+    held_by = {}  # each method's held-out-fold mean, with no choice
+    rng = np.random.RandomState(seed)
+    for _ in range(n_rotations):
+        hold = rng.permutation(n)[n_choose:]
+        for m in [*candidates, *peers]:
+            held_by.setdefault(m, []).append((auc[m][hold].mean(), ap[m][hold].mean()))
+    held_by = {m: tuple(float(v) for v in np.mean(pairs, axis=0)) for m, pairs in held_by.items()}
     full = {m: (float(auc[m].mean()), float(ap[m].mean())) for m in [*candidates, *peers]}
     print(
         f"Rotation: {n_rotations} random splits, choose on {n_choose} tables by mean ROC AUC + "
@@ -478,11 +486,20 @@ def rotation(results, candidates, peers, tables, n_rotations, seed=0):
         f"{held['best_peer_auc']:.3f}/{held['best_peer_ap']:.3f}; chosen: "
         + ", ".join(f"{c} {k}x" for c, k in sorted(chosen.items(), key=lambda x: -x[1]))
     )
-    print("\nFull means (all tables), ROC AUC/AP:")
+    print("\nROC AUC/AP: full means (all tables), and held-out-fold means of each method as it is")
     for m in [*candidates, *peers]:
-        print(f"  {m:<32} {full[m][0]:.3f}/{full[m][1]:.3f}")
+        print(
+            f"  {m:<32} {full[m][0]:.3f}/{full[m][1]:.3f}   held out "
+            f"{held_by[m][0]:.3f}/{held_by[m][1]:.3f}"
+        )
     print()
-    return {"rounds": rounds, "held_out_mean": held, "full_mean": full, "chosen": chosen}
+    return {
+        "rounds": rounds,
+        "held_out_mean": held,
+        "full_mean": full,
+        "held_out_by_method": held_by,
+        "chosen": chosen,
+    }
 
 
 # -- the ADBench part ------------------------------------------------------------------------
@@ -509,6 +526,21 @@ def _record(y, scores, seed, fit_s=None):
     if fit_s is not None:
         rec["fit_s"] = fit_s
     return rec
+
+
+def report_adbench(report, n_rotations):
+    """Print the tables and the rotation of a saved ``adbench`` report again."""
+    results, tables = report["results"], list(report["tables"])
+    names = list(results)
+    for metric, label in (("auc", "ROC AUC"), ("ap", "Average precision")):
+        print_summary(results, names, tables, metric, label)
+    peers = [p for p in PEERS if p in names]
+    if report.get("candidates"):
+        merged = {**results, **report["candidates"]}
+        candidates = list(report["candidates"])
+        report["rotation"] = rotation(merged, candidates, peers, tables, n_rotations)
+        rotation(merged, ["skae default"], peers, tables, n_rotations)
+    return report
 
 
 def part_adbench(opts):
@@ -877,7 +909,12 @@ def main(argv=None):
     parser.add_argument("--classes", default="0,1,3,7", help="MNIST inlier digits")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON results file")
+    parser.add_argument(
+        "--report", metavar="JSON", help="reprint the adbench tables and rotation of a results file"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return report_adbench(json.loads(Path(args.report).read_text())["adbench"], args.rotations)
     parts = tuple(p.strip() for p in args.only.split(",") if p.strip())
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
