@@ -44,6 +44,7 @@ FAST = {"max_epochs": 5}
         AEOutlierDetector(VAE(**FAST), score_type="estimator"),
         AEOutlierDetector(SparseAE(**FAST), contamination=0.1, score_type="density"),
         AEOutlierDetector(AE(**FAST), score_type="reconstruction"),
+        AEOutlierDetector(AE(**FAST), score_type="ensemble"),
     ]
 )
 def test_sklearn_compatible_detector(estimator, check, monkeypatch):
