@@ -7,7 +7,8 @@ figure (raw timings included) to ``benchmarks/results/results.json``.
 
 The sections are registered by the modules of this folder (``speed.py``:
 fit, transform, scaling, memory, gpu; ``quality.py``: quality, defaults;
-``onnx_bench.py``: onnx_latency, onnx_exporters; ``suite.py``: suite; see
+``onnx_bench.py``: onnx_latency, onnx_exporters; ``suite.py``: suite;
+``anomaly.py``: anomaly, about 10 minutes more on a quiet machine; see
 ``_common.py`` and ``README.md`` to add one). This file imports them once,
 runs the chosen ones in order and prints the summary rows they return.
 Timings are wall-clock (``time.perf_counter``); CPU times

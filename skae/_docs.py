@@ -351,6 +351,10 @@ def plan_values(cls):
         "detector_lr": format_number(_plan.DETECTOR_LR),
         "detector_rows_capped": format_number(_largest(lambda n: detector_epochs(n) == cap)),
         "detector_rows_one_pass": format_number(_largest(lambda n: detector_epochs(n) > 1) + 1),
+        "calibration_folds": format_number(_plan.CALIBRATION_FOLDS),
+        "ensemble_quantiles": format_number(_plan.ENSEMBLE_QUANTILES),
+        "calibration_min_rows": format_number(_plan.CALIBRATION_MIN_ROWS),
+        "calibration_max_rows": format_number(_plan.CALIBRATION_MAX_ROWS),
     }
     defaults = {
         name: param.default for name, param in inspect.signature(cls.__init__).parameters.items()

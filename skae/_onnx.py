@@ -87,6 +87,9 @@ METHODS = ("transform", "inverse_transform", "score_samples")
 #: The lowest ONNX opset torch's dynamo exporter writes. Graphs are exported
 #: at the model's target opset, so every node means what that opset says.
 TORCH_OPSET = 18
+#: The ``ai.onnx.ml`` opset of the models :func:`to_onnx` writes (skl2onnx's
+#: tree converters support at most 3).
+ML_OPSET = 3
 
 #: Operators without a float64 kernel in onnxruntime's CPU provider (1.2x),
 #: found by running each operator alone in float64.
@@ -525,6 +528,95 @@ def _column(scope, container, name, output):
     )
 
 
+def _isolation_scores(scope, operator, container, forest, output, float_type):
+    """``forest.score_samples`` of the operator's input, shape (n,), through skl2onnx.
+
+    skl2onnx converts IsolationForest for float32 input only: float64 input
+    is cast to float32 and the scores back to float64.
+    """
+    from onnx import TensorProto
+    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+    from skl2onnx.algebra.onnx_ops import OnnxIdentity
+    from skl2onnx.common.data_types import FloatTensorType
+
+    unique = scope.get_unique_variable_name
+    opv = container.target_opset
+    source = operator.inputs[0]
+    if float_type != TensorProto.FLOAT:
+        float_input = FloatTensorType([None, forest.n_features_in_])
+        source = scope.declare_local_variable("skae_float_input", float_input)
+        container.add_node(
+            "Cast",
+            [operator.inputs[0].full_name],
+            [source.onnx_name],
+            to=TensorProto.FLOAT,
+            name=scope.get_unique_operator_name("skae_to_float"),
+        )
+    decision = unique("skae_isolation_decision")
+    forest_op = OnnxSubEstimator(forest, source, op_version=opv)
+    OnnxIdentity(forest_op[1], op_version=opv, output_names=[decision]).add_to(scope, container)
+    cast, flat, shift = unique("skae_isolation_cast"), unique("skae_flat"), unique("skae_shift")
+    container.add_node(
+        "Cast", [decision], [cast], to=float_type, name=scope.get_unique_operator_name("skae_cast")
+    )
+    container.add_initializer(flat, TensorProto.INT64, [1], [-1])
+    flattened = unique("skae_isolation_flat")
+    container.add_node(
+        "Reshape", [cast, flat], [flattened], name=scope.get_unique_operator_name("skae_flat")
+    )
+    # skl2onnx's scores are decision_function = score_samples - offset_
+    container.add_initializer(shift, float_type, [], [float(forest.offset_)])
+    container.add_node(
+        "Add", [flattened, shift], [output], name=scope.get_unique_operator_name("skae_shift")
+    )
+
+
+def _log_p_value(scope, container, grid, part, output, float_type):
+    """``log((1 + #{grid <= part}) / (len(grid) + 1))`` per row: ``part`` (n,), ``grid`` sorted."""
+    from onnx import TensorProto
+
+    unique = scope.get_unique_variable_name
+    op = scope.get_unique_operator_name
+    names = {k: unique(f"skae_{k}") for k in ("grid", "axes", "column", "le", "count", "one")}
+    names.update({k: unique(f"skae_{k}") for k in ("p", "size", "counted", "shape")})
+    container.add_initializer(names["grid"], float_type, [1, len(grid)], np.asarray(grid).tolist())
+    container.add_initializer(names["shape"], TensorProto.INT64, [2], [-1, 1])
+    container.add_node("Reshape", [part, names["shape"]], [names["column"]], name=op("skae_col"))
+    container.add_node(
+        "LessOrEqual", [names["grid"], names["column"]], [names["le"]], name=op("skae_le")
+    )
+    counted = names["counted"]
+    container.add_node("Cast", [names["le"]], [counted], to=float_type, name=op("skae_count"))
+    container.add_initializer(names["axes"], TensorProto.INT64, [1], [1])
+    container.add_node(
+        "ReduceSum", [counted, names["axes"]], [names["count"]], keepdims=0, name=op("skae_sum")
+    )
+    container.add_initializer(names["one"], float_type, [], [1.0])
+    container.add_initializer(names["size"], float_type, [], [float(len(grid) + 1)])
+    plus_one = unique("skae_plus_one")
+    container.add_node("Add", [names["count"], names["one"]], [plus_one], name=op("skae_add"))
+    container.add_node("Div", [plus_one, names["size"]], [names["p"]], name=op("skae_div"))
+    container.add_node("Log", [names["p"]], [output], name=op("skae_log"))
+
+
+def _ensemble(scope, operator, container, model_score, output, float_type):
+    """``score_type="ensemble"``: the mean of the parts' log p-values (see _outlier.py)."""
+    detector = operator.raw_operator
+    unique = scope.get_unique_variable_name
+    isolation = unique("skae_isolation_score")
+    _isolation_scores(scope, operator, container, detector.isolation_forest_, isolation, float_type)
+    logs = []
+    for grid, part in zip(detector.ensemble_grid_, (model_score, isolation)):
+        logs.append(unique("skae_log_p"))
+        _log_p_value(scope, container, grid, part, logs[-1], float_type)
+    total, half = unique("skae_log_p_sum"), unique("skae_half")
+    container.add_node("Add", logs, [total], name=scope.get_unique_operator_name("skae_sum"))
+    container.add_initializer(half, float_type, [], [1.0 / len(logs)])
+    container.add_node(
+        "Mul", [total, half], [output], name=scope.get_unique_operator_name("skae_mean")
+    )
+
+
 def _convert_detector(scope, operator, container):
     """Outputs as skl2onnx's outlier detectors: label (+1/-1, int64) and scores (n, 1)."""
     from onnx import TensorProto
@@ -535,8 +627,13 @@ def _convert_detector(scope, operator, container):
     model = export_module(module, detector.n_features_in_, dtype, _opset(container))
     unique = scope.get_unique_variable_name
     score, offset, decision = unique("skae_score"), unique("skae_offset"), unique("skae_decision")
-    _splice(scope, container, model, operator.inputs[0].full_name, score)
     float_type = TensorProto.DOUBLE if dtype == torch.float64 else TensorProto.FLOAT
+    if detector.score_type == "ensemble":
+        model_score = unique("skae_model_score")
+        _splice(scope, container, model, operator.inputs[0].full_name, model_score)
+        _ensemble(scope, operator, container, model_score, score, float_type)
+    else:
+        _splice(scope, container, model, operator.inputs[0].full_name, score)
     container.add_initializer(offset, float_type, [], [float(detector.offset_)])
     container.add_node(
         "Sub", [score, offset], [decision], name=scope.get_unique_operator_name("skae_decision")
@@ -684,7 +781,10 @@ default="transform"
         pipelines are exported whole and take the default only.
     target_opset : int or dict, default=None
         The highest ONNX opset the model may use (skl2onnx's argument). skae's
-        graphs need opset 18; None uses skl2onnx's latest tested opset.
+        graphs need opset 18; None uses skl2onnx's latest tested opset. An
+        int (or None) is the main domain's opset; the ``ai.onnx.ml`` domain
+        (e.g. the isolation forest of ``score_type="ensemble"``) then gets
+        opset 3.
 
     Returns
     -------
@@ -759,4 +859,9 @@ default="transform"
             )
         if sample.ndim != 2:
             raise ValueError(f"X_sample must be 2-D, got shape {sample.shape}.")
+    if not isinstance(target_opset, dict):
+        # skl2onnx's latest ai.onnx.ml opset is ahead of what its converters
+        # (IsolationForest: the detector's score_type="ensemble") support
+        main = skl2onnx.get_latest_tested_opset_version() if target_opset is None else target_opset
+        target_opset = {"": main, "ai.onnx.ml": ML_OPSET}
     return skl2onnx.to_onnx(estimator, sample, options=options, target_opset=target_opset)

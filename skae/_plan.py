@@ -85,6 +85,20 @@ DETECTOR_STEPS = 3000
 DETECTOR_BATCH = 32
 DETECTOR_LR = 1e-3
 
+#: ``AEOutlierDetector(calibration="auto")``: on at most CALIBRATION_MAX_ROWS
+#: training rows, which an autoencoder partly memorises, the threshold is set
+#: on cross-fitted scores (each row scored by a detector trained on the
+#: CALIBRATION_FOLDS - 1 other folds), at least CALIBRATION_MIN_ROWS rows.
+#: Above it the training scores are used (and a float ``contamination`` flags
+#: exactly that fraction of the training rows, as scikit-learn's detectors do).
+CALIBRATION_FOLDS = 3
+CALIBRATION_MIN_ROWS = 20
+CALIBRATION_MAX_ROWS = 256
+
+#: ``AEOutlierDetector(score_type="ensemble")``: each part's training scores
+#: are kept as at most this many cut points (the p-values' resolution).
+ENSEMBLE_QUANTILES = 1000
+
 
 def training_plan(
     n_samples,

@@ -26,6 +26,7 @@ from skae._outlier import (
     MAD_TO_STD,
     SCORES,
     default_estimator,
+    log_p_value,
     robust_gaussian,
     robust_scale,
 )
@@ -43,6 +44,7 @@ FAST = {"max_epochs": 5}
         AEOutlierDetector(VAE(**FAST), score_type="estimator"),
         AEOutlierDetector(SparseAE(**FAST), contamination=0.1, score_type="density"),
         AEOutlierDetector(AE(**FAST), score_type="reconstruction"),
+        AEOutlierDetector(AE(**FAST), score_type="ensemble"),
     ]
 )
 def test_sklearn_compatible_detector(estimator, check, monkeypatch):
@@ -257,7 +259,10 @@ def test_estimator_without_a_torch_module(data, score):
         "reconstruction": -off,
         "density": -inside,
         "estimator": -detector.reconstruction_error(X),  # KernelPCA has no score_samples
-    }[score]
+    }.get(score)
+    if score == "ensemble":  # the mean log p-value of combined and the isolation forest's
+        parts = (-(off + inside), detector.isolation_forest_.score_samples(X))
+        expected = np.mean([log_p_value(g, p) for g, p in zip(detector.ensemble_grid_, parts)], 0)
     assert_allclose(scores, expected, rtol=1e-10)
     if score in ("reconstruction", "estimator"):
         assert roc_auc_score(y, scores) > 0.95
@@ -505,15 +510,17 @@ def test_scoring_module_is_score_samples(name, score):
         out32 = module(torch.tensor(X, dtype=torch.float32))
         out64 = module64(torch.from_numpy(X))
     assert out32.shape == (len(X),) and out32.dtype == torch.float32
-    assert_array_equal(out32.numpy(), detector.score_samples(X.astype(np.float32)))
-    assert_allclose(out64.numpy(), detector.score_samples(X), rtol=1e-12, atol=1e-12)
+    # score_type="ensemble": the module is the autoencoder's part, "combined"
+    scores = detector._model_scores if score == "ensemble" else detector.score_samples
+    assert_array_equal(out32.numpy(), scores(X.astype(np.float32)))
+    assert_allclose(out64.numpy(), scores(X), rtol=1e-12, atol=1e-12)
     # The module is exportable: no numpy, no data-dependent control flow.
     x = torch.from_numpy(X)
     exported = torch.export.export(module64, (x,)).module()
     other = torch.from_numpy(X[::-1].copy() + 0.1)
     with torch.inference_mode():
         assert_allclose(exported(other).numpy(), module64(other).numpy(), rtol=1e-12)
-        assert_allclose(exported(other).numpy(), detector.score_samples(other.numpy()), rtol=1e-12)
+        assert_allclose(exported(other).numpy(), scores(other.numpy()), rtol=1e-12)
 
 
 def test_vae_inner_estimator_scores():
@@ -528,3 +535,45 @@ def test_vae_inner_estimator_scores():
         assert np.isfinite(scores).all()
         if score != "density":
             assert roc_auc_score(y, scores) > 0.9
+
+
+def _digit_splits(n_train=150, digits=range(10), seed=0):
+    """``(train, new)`` images (/16) of each digit: ``n_train`` rows to fit, the rest new."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    for digit in digits:
+        rows = data.data[data.target == digit] / 16.0
+        order = np.random.RandomState(seed).permutation(len(rows))
+        yield rows[order[:n_train]], rows[order[n_train:]]
+
+
+def test_cross_fitted_threshold_flags_about_contamination_of_new_inliers():
+    # 150 training images of one digit: the training scores are optimistic, and
+    # a threshold set on them flags too many new images of the digit.
+    flagged = {"training": [], "cross-fit": []}
+    for train, new in _digit_splits():
+        for calibration, fractions in flagged.items():
+            detector = AEOutlierDetector(
+                contamination=0.1, calibration=calibration, random_state=0
+            ).fit(train)
+            fractions.extend(detector.predict(new) == -1)
+    cross_fitted, training = np.mean(flagged["cross-fit"]), np.mean(flagged["training"])
+    assert 0.05 <= cross_fitted <= 0.2  # within 2x contamination
+    assert abs(math.log(cross_fitted / 0.1)) < abs(math.log(training / 0.1))
+
+
+def test_auto_calibration_cross_fits_small_training_sets_only(data):
+    X, _ = data
+    small = X[:150]
+    params = {"estimator": AE(n_components=3, max_epochs=5), "random_state": 0}
+    auto = AEOutlierDetector(**params).fit(small)
+    cross_fitted = AEOutlierDetector(calibration="cross-fit", **params).fit(small)
+    training = AEOutlierDetector(calibration="training", **params).fit(small)
+    assert auto.offset_ == cross_fitted.offset_  # deterministic, and "auto" cross-fits
+    assert auto.offset_ != training.offset_
+    # the model and its scores are the same: only the threshold moves
+    assert_allclose(auto.score_samples(X), training.score_samples(X))
+    assert skae._plan.CALIBRATION_MAX_ROWS < len(X)
+    big = AEOutlierDetector(**params).fit(X)
+    assert big.offset_ == AEOutlierDetector(calibration="training", **params).fit(X).offset_
