@@ -435,7 +435,10 @@ def pipeline_scores(X, y, seed, make_sparse=None, methods=LABELLED_METHODS):
 def part_labelled(ctx, data, arms):
     """The design card's pipeline on every labelled set, against SVC on the raw features."""
     records = []
+    wanted = ctx.get("labelled_sets")
     for name, (X, y) in labelled_sets(ctx.get("mnist")).items():
+        if wanted and name not in wanted:
+            continue
         for seed in ctx["labelled_seeds"]:
             rec = pipeline_scores(X, y, seed)
             records.append(_record("labelled", name, seed, "new", rec))
@@ -925,6 +928,7 @@ def run_suite(
     adbench,
     with_v010=True,
     labelled_seeds=(0, 1, 2, 3, 4),
+    labelled_sets=None,
 ):
     mnist = load_mnist_or_none(mnist_folder)
     data = tables(Path(adbench), mnist, quick)
@@ -933,6 +937,7 @@ def run_suite(
         "seeds": seeds,
         "pipeline_seeds": pipeline_seeds,
         "labelled_seeds": list(labelled_seeds),
+        "labelled_sets": labelled_sets,
         "mnist": None if quick else mnist,
     }
     functions = {
@@ -978,6 +983,9 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the AE / ConvAE fits")
     parser.add_argument("--pipeline-seeds", default="0-9", help="seeds of the pipeline part")
     parser.add_argument("--labelled-seeds", default="0-4", help="seeds of the labelled part")
+    parser.add_argument(
+        "--labelled-sets", help='comma-separated sets of the labelled part (e.g. "MNIST n=8000")'
+    )
     parser.add_argument("--quick", action="store_true", help="one seed, no MNIST, 3 pipeline seeds")
     parser.add_argument("--device", default="cpu", help='"cpu" or "cuda"')
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -1010,6 +1018,7 @@ def main(argv=None):
         args.adbench,
         with_v010=not args.no_v010,
         labelled_seeds=labelled_seeds[:1] if args.quick else labelled_seeds,
+        labelled_sets=args.labelled_sets.split(",") if args.labelled_sets else None,
     )
     out["total_s"] = time.perf_counter() - start
     out["options"] = vars(args)

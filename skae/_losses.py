@@ -93,6 +93,24 @@ def dead_unit_penalty(pre):
     return torch.relu(-pre.max(dim=0).values).mean()
 
 
+def unselected_unit_penalty(pre, code):
+    """Pull up the units of a k-sparse code that no row of the batch selected.
+
+    A :class:`skae._modules.TopK` unit that is never among a row's ``k``
+    largest gets no gradient from the reconstruction: a dead unit. This term
+    is the dead-unit term of the L1 code (:func:`dead_unit_penalty`) with the
+    bar at each row's smallest selected pre-activation instead of 0: for each
+    unit selected by no row, the gap to the bar on the row where it is
+    closest (averaged over all units), so it is zero when every unit serves
+    some row of the batch.
+    """
+    selected = code > 0
+    bar = torch.where(selected, pre, torch.full_like(pre, math.inf)).min(dim=1).values
+    bar = torch.where(torch.isfinite(bar), bar, torch.zeros_like(bar)).clamp(min=0)
+    gap = torch.relu(bar[:, None] - pre).min(dim=0).values
+    return (gap * ~selected.any(dim=0)).mean()
+
+
 def sparsity_penalty(code, kind, target=0.05):
     """Batch sparsity penalty on the code, averaged over code units.
 
@@ -114,7 +132,11 @@ class ReconstructionLoss:
     Parameters
     ----------
     kind : {"mse", "bce"}
-    sparsity : {None, "l1", "kl"}
+    sparsity : {None, "l1", "kl", "topk"}
+        For ``"topk"`` the code is sparse by construction
+        (:class:`skae._modules.TopK`): the ``sparsity`` term is
+        :func:`unselected_unit_penalty`, and ``sparsity_weight`` and
+        ``sparsity_target`` are not used.
     sparsity_weight : float
     sparsity_target : float
     """
@@ -129,6 +151,9 @@ class ReconstructionLoss:
         recon = mean_reconstruction_error(out, x, self.kind)
         if self.sparsity is None:
             return {"loss": recon}
+        if self.sparsity == "topk":
+            penalty = unselected_unit_penalty(out["code_pre"], out["code"])
+            return {"loss": recon + penalty, "reconstruction": recon, "sparsity": penalty}
         penalty = sparsity_penalty(out["code"], self.sparsity, self.sparsity_target)
         loss = recon + self.sparsity_weight * penalty
         if self.sparsity == "l1":

@@ -247,13 +247,39 @@ class LinearPath(nn.Module):
         self.decode_linear.bias.zero_()
 
 
+class TopK(nn.Module):
+    """A k-sparse code: each row keeps its ``k`` largest pre-activations (ReLU'd), the rest 0.
+
+    ``k = max(1, round(fraction * n_units))`` (:meth:`count`). Sparsity is then
+    a property of the code, not a penalty's balance with the reconstruction,
+    so it does not drift with the data's size or the training's length, and
+    the kept activations are not shrunk (as an L1 penalty shrinks them).
+    """
+
+    def __init__(self, fraction):
+        super().__init__()
+        self.fraction = float(fraction)
+
+    @staticmethod
+    def count(fraction, n_units):
+        """Units kept per row: ``max(1, round(fraction * n_units))``, at most ``n_units``."""
+        return min(n_units, max(1, round(fraction * n_units)))
+
+    def forward(self, pre):
+        k = self.count(self.fraction, pre.shape[-1])
+        kth = pre.topk(k, dim=-1).values[..., -1:]
+        return torch.relu(pre) * (pre >= kth).to(pre.dtype)
+
+
 class MLPAutoencoder(nn.Module):
     """Dense autoencoder ``n_features -> hidden -> n_components -> mirror``.
 
     Inputs are normalised by :class:`DataScaling` (fitted by
     :meth:`init_from_data`); for an identity output the reconstruction is
     mapped back to the data's units. The code layer is linear unless
-    ``code_activation`` is given (a sparse code).
+    ``code_activation`` is given (a sparse code: an activation's name, or
+    ``"topk"`` for a :class:`TopK` code keeping ``code_active_fraction`` of
+    the units of each row).
 
     With ``linear_path=True`` the model is a linear path (PCA's solution
     after :meth:`init_from_data`) plus nonlinear branches whose output layers
@@ -283,6 +309,7 @@ class MLPAutoencoder(nn.Module):
         noise=None,
         noise_level=0.0,
         linear_path=False,
+        code_active_fraction=None,
     ):
         super().__init__()
         hidden = tuple(hidden_layer_sizes)
@@ -292,7 +319,10 @@ class MLPAutoencoder(nn.Module):
             mlp((n_features, *hidden), activation),
             nn.Linear(hidden[-1] if hidden else n_features, n_components),
         )
-        self.code_activation = ACTIVATIONS[code_activation]() if code_activation else None
+        if code_activation == "topk":
+            self.code_activation = TopK(code_active_fraction)
+        else:
+            self.code_activation = ACTIVATIONS[code_activation]() if code_activation else None
         self.decoder = mlp(
             (n_components, *hidden[::-1], n_features), activation, last_activation=False
         )

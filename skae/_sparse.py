@@ -18,10 +18,16 @@ MIN_KEPT_VARIANCE = 0.5
 class SparseAE(BaseAutoencoder):
     """Sparse autoencoder: an autoencoder with a sparsity penalty on the code.
 
-    The penalty makes few code units active for each sample, so the code
-    can be *overcomplete* (``n_components > n_features``) and still
-    informative, as in dictionary learning.
+    Few code units are active for each sample, so the code can be
+    *overcomplete* (``n_components > n_features``) and still informative,
+    as in dictionary learning.
 
+    - ``sparsity="topk"`` (default): each row keeps its
+      ``active_fraction`` of the code units with the largest
+      pre-activations (ReLU'd), the others are exactly 0: a k-sparse code,
+      sparse by construction, whose kept activations no penalty shrinks.
+      A term pulls up units that no row of a batch selects, so units
+      cannot die.
     - ``sparsity="l1"``: the code units are ReLU and the loss adds
       ``sparsity_weight * mean(|code|)`` (the L1 activity penalty).
     - ``sparsity="kl"``: the code units are sigmoid and the loss adds
@@ -54,6 +60,8 @@ class SparseAE(BaseAutoencoder):
     (1797, 128)
     >>> bool((sae.transform(X) >= 0).all())
     True
+    >>> int((sae.transform(X) > 0).sum(axis=1).max())  # active_fraction of the units
+    51
     """
 
     _parameter_docs = {
@@ -70,12 +78,18 @@ class SparseAE(BaseAutoencoder):
                 served an SVC better than a code behind a hidden layer did.
         """,
         "sparsity": """
-            sparsity : {"l1", "kl"}, default={default}
-                The sparsity penalty.
+            sparsity : {"topk", "l1", "kl"}, default={default}
+                How the code is made sparse: by keeping each row's largest
+                units, or by a penalty.
+        """,
+        "active_fraction": """
+            active_fraction : float, default={default}
+                For ``sparsity="topk"``: the fraction of the code units kept
+                for each row (at least one).
         """,
         "sparsity_weight": """
             sparsity_weight : float, default={default}
-                Weight of the sparsity penalty in the loss.
+                Weight of the sparsity penalty in the loss (``"l1"``, ``"kl"``).
         """,
         "sparsity_target": """
             sparsity_target : float, default={default}
@@ -91,7 +105,8 @@ class SparseAE(BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **BaseAutoencoder._parameter_constraints,
-        "sparsity": [StrOptions({"l1", "kl"})],
+        "sparsity": [StrOptions({"topk", "l1", "kl"})],
+        "active_fraction": [Interval(Real, 0, 1, closed="right")],
         "sparsity_weight": [Interval(Real, 0, None, closed="left")],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
     }
@@ -118,7 +133,8 @@ class SparseAE(BaseAutoencoder):
         device="auto",
         random_state=None,
         verbose=0,
-        sparsity="l1",
+        sparsity="topk",
+        active_fraction=0.4,
         sparsity_weight=0.25,
         sparsity_target=0.05,
     ):
@@ -144,6 +160,7 @@ class SparseAE(BaseAutoencoder):
             verbose=verbose,
         )
         self.sparsity = sparsity
+        self.active_fraction = active_fraction
         self.sparsity_weight = sparsity_weight
         self.sparsity_target = sparsity_target
 
@@ -154,23 +171,30 @@ class SparseAE(BaseAutoencoder):
             hidden_layer_sizes=self._hidden_layer_sizes(),
             activation=self.activation,
             output_activation=self.output_activation,
-            code_activation="relu" if self.sparsity == "l1" else "sigmoid",
+            code_activation={"topk": "topk", "l1": "relu", "kl": "sigmoid"}[self.sparsity],
+            code_active_fraction=self.active_fraction,
             noise=self.noise,
             noise_level=self.noise_level,
         )
 
     def _dead_units(self, codes):
-        if self.sparsity == "l1":  # ReLU units: dead when they never fire
+        if self.sparsity != "kl":  # ReLU units: dead when they never fire
             return codes.max(dim=0).values <= 0
         return super()._dead_units(codes)
 
     def _lost_variance_remedy(self):
+        if self.sparsity == "topk":
+            lever = f"Raise active_fraction (now {self.active_fraction:g}) or n_components"
+        else:
+            lever = f"Lower sparsity_weight (now {self.sparsity_weight:g})"
         return (
-            f"Lower sparsity_weight (now {self.sparsity_weight:g}), standardise features whose "
-            "scales differ (StandardScaler), or train longer (max_epochs)."
+            f"{lever}, standardise features whose scales differ (StandardScaler), or train "
+            "longer (max_epochs)."
         )
 
     def _dead_units_remedy(self):
+        if self.sparsity == "topk":
+            return "Raise active_fraction, lower lr, or use fewer n_components."
         return "Lower sparsity_weight or lr, or use fewer n_components."
 
     def _criterion(self):

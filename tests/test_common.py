@@ -11,6 +11,7 @@ FAST = {"max_epochs": 20}
 ESTIMATORS = [
     AE(**FAST),
     SparseAE(**FAST),
+    SparseAE(sparsity="l1", **FAST),
     SparseAE(sparsity="kl", **FAST),
     ConvAE(**FAST),
     VAE(**FAST),

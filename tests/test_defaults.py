@@ -110,6 +110,7 @@ def test_dead_units_warn_with_the_remedy(monkeypatch):
     X = load_digits().data[:300] / 16
     sae = SparseAE(
         32,
+        sparsity="l1",
         hidden_layer_sizes=(256,),  # behind a hidden layer, units die within 10 epochs
         sparsity_weight=1.0,
         max_epochs=10,
@@ -125,7 +126,9 @@ def test_sparse_code_that_loses_the_variance_warns():
     # loses and what to try. The default keeps most of the variance, and does not warn.
     X = load_digits().data[:300] / 16
     with pytest.warns(UserWarning, match=r"keeps only \d+% .*variance.*Lower sparsity_weight"):
-        SparseAE(32, sparsity_weight=300.0, max_epochs=10, random_state=0).fit(X)
+        SparseAE(32, sparsity="l1", sparsity_weight=300.0, max_epochs=10, random_state=0).fit(X)
+    with pytest.warns(UserWarning, match=r"keeps only \d+% .*variance.*Raise active_fraction"):
+        SparseAE(32, active_fraction=0.01, max_epochs=10, random_state=0).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         sae = SparseAE(32, random_state=0).fit(X)
@@ -133,6 +136,34 @@ def test_sparse_code_that_loses_the_variance_warns():
         (X - X.mean(axis=0)) ** 2
     )
     assert kept >= skae._sparse.MIN_KEPT_VARIANCE
+
+
+def test_topk_code_keeps_active_fraction_of_the_units_and_none_dies():
+    X = load_digits().data[:500] / 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no dead-unit or lost-variance warning
+        sae = SparseAE(64, active_fraction=0.25, random_state=0).fit(X)
+    active = (sae.transform(X) > 0).sum(axis=1)
+    assert active.max() == 16 and np.median(active) == 16  # 0.25 of 64, exactly
+    assert np.all(sae.transform(X).max(axis=0) > 0)  # every unit serves some row
+    assert "train_sparsity" in sae.net_.history[-1]  # the term that keeps units alive
+
+
+def test_unselected_unit_penalty_pulls_up_only_the_units_no_row_selected():
+    import torch
+
+    from skae._losses import unselected_unit_penalty
+    from skae._modules import TopK
+
+    pre = torch.tensor([[3.0, 1.0, 0.5, -1.0], [2.5, 2.0, 0.2, -0.5]], requires_grad=True)
+    code = TopK(0.5)(pre)  # rows keep units {0, 1}: units 2 and 3 are never selected
+    penalty = unselected_unit_penalty(pre, code)
+    # unit 2: closest to row 0's bar (1.0) by 0.5; unit 3: to row 0's bar by 2.0
+    assert float(penalty) == pytest.approx((0.5 + 2.0) / 4)
+    penalty.backward()
+    assert pre.grad[0, 2] < 0 and pre.grad[0, 3] < 0  # descending raises them
+    positive = pre.detach().abs()  # every unit kept, and firing, on every row
+    assert float(unselected_unit_penalty(positive, TopK(1.0)(positive))) == 0.0
 
 
 def test_no_progress_warns():

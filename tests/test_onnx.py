@@ -95,6 +95,7 @@ ESTIMATORS = {
     "AE-gelu": lambda: AE(3, activation="gelu", **TINY),
     "AE-bce": lambda: AE(3, loss="bce", output_activation="sigmoid", **TINY),
     "SparseAE-selu": lambda: SparseAE(12, activation="selu", **TINY),
+    "SparseAE-l1": lambda: SparseAE(12, sparsity="l1", **TINY),
     "ConvAE-leaky": lambda: ConvAE(
         3,
         input_shape=(1, 8, 8),
