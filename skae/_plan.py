@@ -188,3 +188,12 @@ def detector_plan(n_samples, n_features):
         "batch_size": DETECTOR_BATCH,
         "lr": DETECTOR_LR,
     }
+
+
+#: :class:`skae.AEImputer`'s ``hidden_layer_sizes="auto"``: two layers of
+#: ``2 * n_features`` units, clipped to IMPUTER_HIDDEN.
+IMPUTER_HIDDEN = (64, 256)
+
+#: :class:`skae.AEImputer` decides against the column mean only on at least
+#: this many held-out cells; with fewer it imputes the column means.
+IMPUTER_MIN_VALID_CELLS = 10
