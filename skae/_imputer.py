@@ -485,11 +485,10 @@ class AEImputer(TransformerMixin, BaseEstimator):
         ['x0', 'x1', 'missingindicator_x0']
         """
         check_is_fitted(self)
-        names = _check_feature_names_in(self, input_features)
-        if not self.keep_empty_features:
-            names = names[~self._empty_]
+        all_names = _check_feature_names_in(self, input_features)
+        names = all_names if self.keep_empty_features else all_names[~self._empty_]
         if self.indicator_ is not None:
-            names = np.concatenate([names, self.indicator_.get_feature_names_out(input_features)])
+            names = np.concatenate([names, self.indicator_.get_feature_names_out(all_names)])
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
