@@ -81,6 +81,12 @@ class AEImputer(TransformerMixin, BaseEstimator):
     mask_rate : float, default=0.25
         Probability that training hides an observed cell (the denoising
         objective), in (0, 1).
+    n_passes : int, default=3
+        Passes of the network per imputation: the first reads the observed
+        cells (missing ones at the column mean), each later pass also reads
+        the previous pass's predictions of the missing cells, as
+        :class:`~sklearn.impute.IterativeImputer`'s rounds do. Training
+        unrolls the same passes.
     max_epochs : int or "auto", default="auto"
         Maximum number of passes over the rows; ``"auto"`` sizes it from the
         rows and the network's cost as :class:`skae.AE` does.
@@ -93,7 +99,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
     validation_fraction : float, default=0.1
         Fraction of the observed cells held out to choose the epoch and to
         decide against the column mean.
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int, default=30
         Epochs without improvement on the held-out cells before stopping.
     tol : float, default=1e-4
         Relative improvement that counts as one.
@@ -163,6 +169,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
         "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "mask_rate": [Interval(Real, 0, 1, closed="neither")],
+        "n_passes": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
@@ -185,12 +192,13 @@ class AEImputer(TransformerMixin, BaseEstimator):
         hidden_layer_sizes="auto",
         activation="relu",
         mask_rate=0.25,
+        n_passes=3,
         max_epochs="auto",
         batch_size="auto",
         lr="auto",
         weight_decay=0.0,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=30,
         tol=1e-4,
         max_samples=None,
         add_indicator=False,
@@ -203,6 +211,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.mask_rate = mask_rate
+        self.n_passes = n_passes
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -330,11 +339,12 @@ class AEImputer(TransformerMixin, BaseEstimator):
                 drop=self.mask_rate,
                 train_rate=max(seen.mean(), 1e-12),
                 valid_rate=max(valid.mean(), 1e-12),
+                n_passes=self.n_passes,
             )
             plan = training_plan(
                 len(rows),
                 module_cost(MaskedImputer, module_kwargs),
-                kind="dense",
+                kind="imputer",
                 batch_size=self.batch_size,
                 lr=self.lr,
                 max_epochs=self.max_epochs,

@@ -625,26 +625,45 @@ class MaskedImputer(nn.Module):
         Probability of dropping a seen cell in training.
     train_rate, valid_rate : float
         Fractions of the cells that are seen, and held out, in the training data.
+    n_passes : int
+        Passes of the network per prediction.
     """
 
-    def __init__(self, n_features, hidden_layer_sizes, activation, drop, train_rate, valid_rate):
+    def __init__(
+        self, n_features, hidden_layer_sizes, activation, drop, train_rate, valid_rate, n_passes=1
+    ):
         super().__init__()
         self.n_features = n_features
+        self.n_passes = int(n_passes)
         self.drop = float(drop)
         self.train_rate = float(train_rate)
         self.valid_rate = float(valid_rate)
         self.branch = mlp([2 * n_features, *hidden_layer_sizes, n_features], activation, False)
-        self.linear = nn.Linear(2 * n_features, n_features)
+        # The linear path: full rank up to the first hidden width, factored through
+        # that width beyond it (so that its cost grows as the network's, not as n**2).
+        rank = hidden_layer_sizes[0]
+        if n_features <= rank:
+            self.linear = nn.Sequential(nn.Linear(2 * n_features, n_features))
+        else:
+            self.linear = nn.Sequential(
+                nn.Linear(2 * n_features, rank, bias=False), nn.Linear(rank, n_features)
+            )
         zero_output(self.branch)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
+        zero_output(self.linear)
 
-    cost = dense_cost
+    def cost(self):
+        """Multiply-adds per row: the network's, once per pass."""
+        return dense_cost(self) * self.n_passes
 
     def impute(self, z, seen):
         """Standardised predictions of every cell from the ``seen`` ones (``z``: 0 elsewhere)."""
-        inputs = torch.cat([z * seen, seen], dim=1)
-        return self.branch(inputs) + self.linear(inputs)
+        known = z * seen
+        values = known
+        for _ in range(self.n_passes):
+            inputs = torch.cat([values, seen], dim=1)
+            predicted = self.branch(inputs) + self.linear(inputs)
+            values = known + predicted * (1 - seen)
+        return predicted
 
     def forward(self, x):
         d = self.n_features
