@@ -471,7 +471,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
         return Xt
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output features.
+        """Get the names of the output features.
 
         Parameters
         ----------
