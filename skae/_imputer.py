@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.impute import MissingIndicator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from torch import nn
 
 from skae._data import TensorDataset, n_holdout
 from skae._losses import MaskedLoss
@@ -31,6 +32,52 @@ from skae._utils import make_seed, resolve_device, seeded
 
 #: Rows per forward pass at transform.
 TRANSFORM_ROWS = 4096
+
+
+class ImputingModule(nn.Module):
+    """A fitted :class:`AEImputer`'s ``transform`` as one torch module (for ONNX export).
+
+    Maps a batch ``x`` with missing cells (NaN, or ``missing_value``) to the
+    imputed batch, the empty features dropped or zeroed and the indicator's
+    columns appended, as ``transform`` does. Missing cells are replaced with
+    ``Where`` (never multiplied), so NaN inputs cannot leak into the output.
+    """
+
+    def __init__(self, network, imputer):
+        super().__init__()
+        self.network = network
+        self.missing_value = None if imputer._nan_missing() else float(imputer.missing_values)
+        self.fallback = bool(imputer.fallback_)
+        empty = imputer._empty_
+        self.register_buffer("mean", torch.as_tensor(np.where(empty, 0.0, imputer.statistics_)))
+        self.register_buffer("scale", torch.as_tensor(imputer.scale_))
+        self.register_buffer("usable", torch.as_tensor(~empty))
+        self.register_buffer("kept", torch.as_tensor(np.flatnonzero(~empty)))
+        self.keep_empty = bool(imputer.keep_empty_features)
+        indicator = imputer.indicator_
+        features = [] if indicator is None else indicator.features_
+        self.register_buffer("indicated", torch.as_tensor(np.asarray(features, dtype=np.int64)))
+        self.add_indicator = indicator is not None
+
+    def forward(self, x):
+        if self.missing_value is None:
+            missing = torch.isnan(x)
+        else:
+            missing = x == self.missing_value
+        seen = (~missing) & self.usable
+        z = torch.where(seen, (x - self.mean) / self.scale, torch.zeros_like(x))
+        if self.fallback:
+            filled = self.mean.expand_as(x)
+        else:
+            filled = self.network.impute(z, seen.to(x.dtype)) * self.scale + self.mean
+        out = torch.where(missing, filled, x)
+        if self.keep_empty:
+            out = torch.where(self.usable, out, torch.zeros_like(out))
+        else:
+            out = out.index_select(1, self.kept)
+        if self.add_indicator:
+            out = torch.cat([out, missing.index_select(1, self.indicated).to(x.dtype)], dim=1)
+        return out
 
 
 def _missing_mask(X, missing_values):
@@ -500,6 +547,16 @@ class AEImputer(TransformerMixin, BaseEstimator):
         if self.indicator_ is not None:
             names = np.concatenate([names, self.indicator_.get_feature_names_out(all_names)])
         return np.asarray(names, dtype=object)
+
+    def _imputing_module(self):
+        """``transform`` as a torch module (:class:`ImputingModule`), for :func:`skae.to_onnx`."""
+        check_is_fitted(self)
+        return ImputingModule(self.net_.module_, self)
+
+    @property
+    def _n_features_out(self):
+        n = self.n_features_in_ if self.keep_empty_features else int((~self._empty_).sum())
+        return n + (0 if self.indicator_ is None else len(self.indicator_.features_))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

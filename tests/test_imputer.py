@@ -170,3 +170,46 @@ def test_float32_is_preserved():
     X = correlated_table(200).astype(np.float32)
     Xm, _ = with_missing(X)
     assert AEImputer(**FAST).fit(Xm).transform(Xm).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"add_indicator": True}, {"keep_empty_features": True, "add_indicator": True}],
+    ids=["plain", "indicator", "empty-kept"],
+)
+def test_onnx_export_handles_nan_in_the_graph(dtype, params):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxscript")
+    import skae
+
+    X = correlated_table(200)
+    Xm, _ = with_missing(X)
+    Xm[:, 5] = np.nan  # an empty feature
+    Xm = Xm.astype(dtype)
+    imputer = AEImputer(**params, **FAST).fit(Xm)
+    model = skae.to_onnx(imputer, Xm[:2])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: Xm})
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, imputer.transform(Xm), rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_export_of_a_pipeline_and_of_the_mean_fallback():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxscript")
+    from sklearn.preprocessing import StandardScaler
+
+    import skae
+
+    X = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    Xm, _ = with_missing(X)
+    with pytest.warns(UserWarning, match="did not beat"):
+        pipe = make_pipeline(AEImputer(**FAST), StandardScaler()).fit(Xm)
+    assert pipe[0].fallback_
+    model = skae.to_onnx(pipe, Xm[:2])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: Xm})
+    np.testing.assert_allclose(out, pipe.transform(Xm), rtol=1e-4, atol=1e-4)
