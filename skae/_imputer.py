@@ -26,8 +26,8 @@ from skae._data import TensorDataset, n_holdout
 from skae._losses import MaskedLoss
 from skae._modules import ACTIVATIONS, MaskedImputer
 from skae._net import build_net, module_cost
-from skae._plan import IMPUTER_HIDDEN, IMPUTER_MIN_VALID_CELLS, training_plan
-from skae._selection import beats_reference
+from skae._plan import IMPUTER_GUARD_SE, IMPUTER_HIDDEN, IMPUTER_MIN_VALID_CELLS, training_plan
+from skae._selection import lower_mean
 from skae._utils import make_seed, resolve_device, seeded
 
 #: Rows per forward pass at transform.
@@ -103,9 +103,9 @@ class AEImputer(TransformerMixin, BaseEstimator):
     untrained network, which predicts the column mean, included) and stops
     when it has not improved for ``n_iter_no_change`` epochs. The trained
     network is then used only if it beats the column mean on the held-out
-    cells significantly (a lower mean squared error by at least one standard
-    error, and a per-cell log-ratio of errors below zero by a one-sided
-    t-test); otherwise the imputer fills the column means, as
+    cells significantly (a mean squared error lower by at least
+    {guard_se} standard errors of the per-cell differences); otherwise the
+    imputer fills the column means, as
     :class:`~sklearn.impute.SimpleImputer` does, warns, and sets
     ``fallback_``.
 
@@ -441,7 +441,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
         reference = torch.from_numpy(Z[valid] ** 2)
         self.validation_score_ = float(errors.mean())
         self.mean_validation_score_ = float(reference.mean())
-        self.fallback_ = not beats_reference(errors, reference)
+        self.fallback_ = not lower_mean(errors, reference, IMPUTER_GUARD_SE)
         if self.fallback_:
             warnings.warn(
                 f"AEImputer's network did not beat the column means on the held-out cells "
@@ -565,6 +565,8 @@ class AEImputer(TransformerMixin, BaseEstimator):
         return tags
 
 
-AEImputer.__doc__ = AEImputer.__doc__.replace("{hidden_low}", str(IMPUTER_HIDDEN[0])).replace(
-    "{hidden_high}", str(IMPUTER_HIDDEN[1])
+AEImputer.__doc__ = (
+    AEImputer.__doc__.replace("{hidden_low}", str(IMPUTER_HIDDEN[0]))
+    .replace("{hidden_high}", str(IMPUTER_HIDDEN[1]))
+    .replace("{guard_se}", f"{IMPUTER_GUARD_SE:g}")
 )

@@ -200,3 +200,8 @@ IMPUTER_HIDDEN = (64, 256)
 #: :class:`skae.AEImputer` decides against the column mean only on at least
 #: this many held-out cells; with fewer it imputes the column means.
 IMPUTER_MIN_VALID_CELLS = 10
+
+#: :class:`skae.AEImputer` keeps its network only if, on the held-out cells,
+#: its mean squared error is below the column mean's by at least this many
+#: standard errors of the per-cell differences.
+IMPUTER_GUARD_SE = 2.0
