@@ -51,6 +51,9 @@ class ImputingModule(nn.Module):
         empty = imputer._empty_
         self.register_buffer("mean", torch.as_tensor(np.where(empty, 0.0, imputer.statistics_)))
         self.register_buffer("scale", torch.as_tensor(imputer.scale_))
+        low, high = imputer._z_bounds()
+        self.register_buffer("low", torch.as_tensor(low))
+        self.register_buffer("high", torch.as_tensor(high))
         self.register_buffer("usable", torch.as_tensor(~empty))
         self.register_buffer("kept", torch.as_tensor(np.flatnonzero(~empty)))
         self.keep_empty = bool(imputer.keep_empty_features)
@@ -69,7 +72,9 @@ class ImputingModule(nn.Module):
         if self.fallback:
             filled = self.mean.expand_as(x)
         else:
-            filled = self.network.impute(z, seen.to(x.dtype)) * self.scale + self.mean
+            predicted = self.network.impute(z, seen.to(x.dtype))
+            predicted = torch.minimum(torch.maximum(predicted, self.low), self.high)
+            filled = predicted * self.scale + self.mean
         out = torch.where(missing, filled, x)
         if self.keep_empty:
             out = torch.where(self.usable, out, torch.zeros_like(out))
@@ -95,8 +100,8 @@ class AEImputer(TransformerMixin, BaseEstimator):
     observed: in each training step every observed cell is hidden with
     probability ``mask_rate`` and the loss is the squared error on the
     hidden cells only. ``transform`` fills every missing cell with the
-    network's prediction from the row's observed cells; observed cells are
-    returned unchanged.
+    network's prediction from the row's observed cells, within the range of
+    values the column had in ``fit``; observed cells are returned unchanged.
 
     A fraction ``validation_fraction`` of the observed cells is held out of
     training. Training keeps the epoch with the lowest error on them (the
@@ -352,6 +357,11 @@ class AEImputer(TransformerMixin, BaseEstimator):
             mean = values.sum(axis=0) / np.maximum(counts, 1)
             var = (np.where(observed, X - mean, 0.0) ** 2).sum(axis=0) / np.maximum(counts, 1)
         self.statistics_ = np.where(self._empty_, np.nan, mean)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # empty columns: all-NaN slices
+            low = np.where(observed, X, np.inf).min(axis=0)
+            high = np.where(observed, X, -np.inf).max(axis=0)
+        self._bounds_ = np.where(self._empty_, 0.0, low), np.where(self._empty_, 0.0, high)
         scale = np.sqrt(var)
         self.scale_ = np.where(scale > 1e-12 * max(1.0, np.abs(mean).max()), scale, 1.0)
         if self.add_indicator:
@@ -453,8 +463,18 @@ class AEImputer(TransformerMixin, BaseEstimator):
                 stacklevel=3,
             )
 
+    def _z_bounds(self):
+        """Each column's observed range in ``fit``, standardised (0 for empty columns)."""
+        mean = np.where(self._empty_, 0.0, self.statistics_)
+        return tuple((bound - mean) / self.scale_ for bound in self._bounds_)
+
     def _predict(self, Z, seen):
-        """The network's standardised predictions of every cell (float64 array)."""
+        """The network's standardised predictions of every cell (float64 array).
+
+        Clipped to each column's observed range in ``fit``: a row far outside
+        the training rows cannot drive an imputed value beyond any value seen.
+        """
+        low, high = self._z_bounds()
         module = self.net_.module_
         first = next(module.parameters())
         out = np.empty_like(Z, dtype=np.float64)
@@ -464,7 +484,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
                 z = torch.as_tensor(Z[start:stop], dtype=first.dtype, device=first.device)
                 s = torch.as_tensor(seen[start:stop], dtype=first.dtype, device=first.device)
                 out[start:stop] = module.impute(z, s).double().cpu().numpy()
-        return out
+        return np.clip(out, low, high)
 
     # -- transform -------------------------------------------------------------
 

@@ -213,3 +213,14 @@ def test_onnx_export_of_a_pipeline_and_of_the_mean_fallback():
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {session.get_inputs()[0].name: Xm})
     np.testing.assert_allclose(out, pipe.transform(Xm), rtol=1e-4, atol=1e-4)
+
+
+def test_imputed_values_stay_within_the_observed_range():
+    X = correlated_table(300)
+    Xm, _ = with_missing(X)
+    imputer = AEImputer(**FAST).fit(Xm)
+    row = np.full((1, X.shape[1]), np.nan)
+    row[0, 0] = 1e3 * np.nanmax(np.abs(Xm[:, 0]))  # far outside the training rows
+    filled = imputer.transform(row)[0, 1:]
+    assert np.all(filled >= np.nanmin(Xm[:, 1:], axis=0) - 1e-9)
+    assert np.all(filled <= np.nanmax(Xm[:, 1:], axis=0) + 1e-9)
