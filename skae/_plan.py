@@ -15,7 +15,8 @@ the code:
 
 Estimators of different kinds may need different numbers: an estimator's
 ``_plan_kind`` (``"dense"`` or ``"conv"``) selects its entries in the
-per-kind tables (:data:`AUTO_BUDGET`, :data:`LINEAR_PATH_LR_SCALE`).
+per-kind tables (:data:`AUTO_BUDGET`, :data:`LINEAR_PATH_LR_SCALE`);
+:class:`skae.AEImputer` plans as kind ``"imputer"`` (its budget only).
 """
 
 import math
@@ -110,7 +111,7 @@ def training_plan(
         Rows of the training data (before the validation split).
     cost : int
         The module's multiply-adds per row.
-    kind : {"dense", "conv"}
+    kind : {"dense", "conv", "imputer"}
         The estimator's kind (its entry in :data:`AUTO_BUDGET`).
     batch_size, lr, max_epochs : int, float or "auto"
         The estimator's parameters.
