@@ -224,3 +224,19 @@ def test_imputed_values_stay_within_the_observed_range():
     filled = imputer.transform(row)[0, 1:]
     assert np.all(filled >= np.nanmin(Xm[:, 1:], axis=0) - 1e-9)
     assert np.all(filled <= np.nanmax(Xm[:, 1:], axis=0) + 1e-9)
+
+
+def test_the_guard_counts_the_mean_not_the_typical_cell():
+    import torch
+
+    from skae._selection import beats_reference, lower_mean
+
+    # A sparse column: the network is slightly worse on the many typical cells and far
+    # better on the few rare ones, so its mean squared error is half the reference's.
+    reference = torch.cat([torch.full((950,), 0.01), torch.full((50,), 10.0)])
+    losses = torch.cat([torch.full((950,), 0.02), torch.full((50,), 4.0)])
+    losses = losses * (1 + 0.01 * torch.linspace(-1, 1, 1000))
+    assert lower_mean(losses, reference, 2.0)
+    assert not beats_reference(losses, reference)
+    assert not lower_mean(reference * 1.01, reference, 2.0)
+    assert not lower_mean(losses[:1], reference[:1], 2.0)
