@@ -8,6 +8,7 @@ from skae._display import (
     ReconstructionDisplay,
     TrainingCurveDisplay,
 )
+from skae._imputer import AEImputer
 from skae._onnx import register_onnx_converters, to_onnx
 from skae._outlier import AEOutlierDetector
 from skae._persistence import load, save
@@ -17,6 +18,7 @@ from skae._version import __version__
 
 __all__ = [
     "AE",
+    "AEImputer",
     "AEOutlierDetector",
     "AnomalyScoreDisplay",
     "ConvAE",

@@ -187,3 +187,21 @@ class ELBOLoss:
         """Per-sample negative ELBO (one draw of z)."""
         nll = negative_log_likelihood(out, x, self.kind)
         return nll + self.beta * kl_standard_normal(out["mu"], out["logvar"])
+
+
+class MaskedLoss:
+    """Squared error on the cells a module weights (:class:`skae._modules.MaskedImputer`).
+
+    The loss is ``sum(weight * (recon - target) ** 2) / (n_cells * rate)``:
+    the mean squared error per weighted cell, normalised by the expected
+    fraction of weighted cells (``rate``) rather than by the batch's own
+    count, so that the mean of :meth:`per_sample` over rows is the loss.
+    """
+
+    def __call__(self, out, x):
+        return {"loss": self.per_sample(out, x).mean()}
+
+    def per_sample(self, out, x):
+        """Per-row sum of weighted squared errors over ``n_features * rate``."""
+        error = (out["weight"] * (out["recon"] - out["target"]).square()).sum(dim=1)
+        return error / (out["recon"].shape[1] * max(out["rate"], 1e-12))

@@ -623,3 +623,84 @@ class ConvAutoencoder(nn.Module):
         )
         linear = 0 if self.linear is None else 2 * self.linear.encode_linear.weight.numel()
         return self._conv_cost + dense + linear
+
+
+class MaskedImputer(nn.Module):
+    """A denoising autoencoder for imputation: values and their observed-mask in, values out.
+
+    Works on standardised data. Each row holds ``3 * n_features`` columns:
+    the values ``z`` (0 where missing), the mask of the cells the model may
+    see and learn from (1: observed), and the mask of the held-out
+    validation cells (hidden from the input, scored in eval mode).
+
+    In training mode each seen cell is dropped with probability ``drop``
+    (set to 0 in the input, its mask bit to 0), and the loss weight is on
+    the dropped cells: the model is trained on the very task of filling
+    hidden cells from the others. In eval mode the input is every seen
+    cell, and the weight is on the validation cells. The output layer and
+    the linear path start at zero, so the untrained model predicts 0: the
+    column mean.
+
+    ``forward`` returns ``recon`` (the predicted standardised values),
+    ``weight`` (the cells the loss is on) and ``rate`` (the expected
+    fraction of weighted cells, which normalises the loss so that its value
+    does not depend on how many cells a batch has).
+
+    Parameters
+    ----------
+    n_features : int
+    hidden_layer_sizes : tuple of int
+    activation : str
+    drop : float
+        Probability of dropping a seen cell in training.
+    train_rate, valid_rate : float
+        Fractions of the cells that are seen, and held out, in the training data.
+    n_passes : int
+        Passes of the network per prediction.
+    """
+
+    def __init__(
+        self, n_features, hidden_layer_sizes, activation, drop, train_rate, valid_rate, n_passes=1
+    ):
+        super().__init__()
+        self.n_features = n_features
+        self.n_passes = int(n_passes)
+        self.drop = float(drop)
+        self.train_rate = float(train_rate)
+        self.valid_rate = float(valid_rate)
+        self.branch = mlp([2 * n_features, *hidden_layer_sizes, n_features], activation, False)
+        # The linear path: full rank up to the first hidden width, factored through
+        # that width beyond it (so that its cost grows as the network's, not as n**2).
+        rank = hidden_layer_sizes[0]
+        if n_features <= rank:
+            self.linear = nn.Sequential(nn.Linear(2 * n_features, n_features))
+        else:
+            self.linear = nn.Sequential(
+                nn.Linear(2 * n_features, rank, bias=False), nn.Linear(rank, n_features)
+            )
+        zero_output(self.branch)
+        zero_output(self.linear)
+
+    def cost(self):
+        """Multiply-adds per row: the network's, once per pass."""
+        return dense_cost(self) * self.n_passes
+
+    def impute(self, z, seen):
+        """Standardised predictions of every cell from the ``seen`` ones (``z``: 0 elsewhere)."""
+        known = z * seen
+        values = known
+        for _ in range(self.n_passes):
+            inputs = torch.cat([values, seen], dim=1)
+            predicted = self.branch(inputs) + self.linear(inputs)
+            values = known + predicted * (1 - seen)
+        return predicted
+
+    def forward(self, x):
+        d = self.n_features
+        z, seen, valid = x[:, :d], x[:, d : 2 * d], x[:, 2 * d :]
+        if self.training:
+            shown = seen * (torch.rand_like(seen) >= self.drop)
+            weight, rate = seen - shown, self.train_rate * self.drop
+        else:
+            shown, weight, rate = seen, valid, self.valid_rate
+        return {"recon": self.impute(z, shown), "target": z, "weight": weight, "rate": rate}

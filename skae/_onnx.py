@@ -617,6 +617,24 @@ def _ensemble(scope, operator, container, model_score, output, float_type):
     )
 
 
+def _imputer_shape(operator):
+    imputer = operator.raw_operator
+    _, tensor_type = _input_dtype(operator)
+    _check_width(operator, imputer.n_features_in_, "n_features_in_")
+    n = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = tensor_type([n, imputer._n_features_out])
+
+
+def _convert_imputer(scope, operator, container):
+    """The imputer's ``transform``: NaN (or ``missing_values``) inputs are handled in the graph."""
+    imputer = operator.raw_operator
+    dtype, _ = _input_dtype(operator)
+    model = export_module(
+        imputer._imputing_module(), imputer.n_features_in_, dtype, _opset(container)
+    )
+    _splice(scope, container, model, operator.inputs[0].full_name, operator.outputs[0].full_name)
+
+
 def _convert_detector(scope, operator, container):
     """Outputs as skl2onnx's outlier detectors: label (+1/-1, int64) and scores (n, 1)."""
     from onnx import TensorProto
@@ -666,13 +684,18 @@ def _subclasses(cls):
 
 
 def _estimator_classes():
-    """skae's autoencoder classes (Accelerated* and user subclasses included) and detectors."""
+    """skae's autoencoders (Accelerated* and user subclasses included), detectors, imputers."""
     from skae._base import BaseAutoencoder
+    from skae._imputer import AEImputer
     from skae._outlier import AEOutlierDetector
 
     with contextlib.suppress(ImportError):
         import skae.distributed  # noqa: F401  (defines the Accelerated* classes)
-    return list(_subclasses(BaseAutoencoder)), [AEOutlierDetector, *_subclasses(AEOutlierDetector)]
+    return (
+        list(_subclasses(BaseAutoencoder)),
+        [AEOutlierDetector, *_subclasses(AEOutlierDetector)],
+        [AEImputer, *_subclasses(AEImputer)],
+    )
 
 
 def register_onnx_converters():
@@ -717,7 +740,7 @@ def register_onnx_converters():
     ['variable']
     """
     _, skl2onnx = _import_onnx()
-    autoencoders, detectors = _estimator_classes()
+    autoencoders, detectors, imputers = _estimator_classes()
     for cls in autoencoders:
         skl2onnx.update_registered_converter(
             cls,
@@ -729,6 +752,10 @@ def register_onnx_converters():
     for cls in detectors:
         skl2onnx.update_registered_converter(
             cls, f"Skae_{cls.__module__}.{cls.__qualname__}", _detector_shape, _convert_detector
+        )
+    for cls in imputers:
+        skl2onnx.update_registered_converter(
+            cls, f"Skae_{cls.__module__}.{cls.__qualname__}", _imputer_shape, _convert_imputer
         )
 
 
@@ -765,7 +792,8 @@ def to_onnx(estimator, X_sample, *, method="transform", target_opset=None):
     ----------
     estimator : fitted estimator
         A skae estimator (:class:`AE`, :class:`SparseAE`, :class:`ConvAE`,
-        :class:`VAE`, :class:`AEOutlierDetector`, the ``Accelerated*``
+        :class:`VAE`, :class:`AEOutlierDetector`, :class:`AEImputer` (whose
+        graph takes NaN inputs and fills them), the ``Accelerated*``
         estimators of :mod:`skae.distributed`), or a scikit-learn
         ``Pipeline``, ``ColumnTransformer`` or ``FeatureUnion`` holding
         skae estimators next to estimators skl2onnx converts.

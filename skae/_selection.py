@@ -161,3 +161,19 @@ def best_epoch(curves, references):
         if int(wins[e]) >= len(folds) - FOLDS_AGAINST and beats_reference(pooled[e], reference):
             epoch, best = e, loss
     return epoch, pooled.mean(dim=1).numpy(), pooled[epoch], reference
+
+
+def lower_mean(losses, reference, n_se):
+    """Whether the mean of ``losses`` is below the reference's by ``n_se`` standard errors.
+
+    The standard error is that of the paired differences. This is the guard
+    where the mean is the measure that counts (an imputer's squared error per
+    cell): a gain on a few rare cells (the rare values of a sparse column)
+    counts in full, where :func:`beats_reference` would ask for a gain on the
+    typical cell. With fewer than two values: False.
+    """
+    diff = losses.double() - reference.double()
+    if len(diff) < 2:
+        return False
+    se = float(diff.std()) / math.sqrt(len(diff))
+    return float(diff.mean()) < -n_se * se

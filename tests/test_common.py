@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import AE, VAE, ConvAE, SparseAE
+from skae import AE, VAE, AEImputer, ConvAE, SparseAE
 
 # Few epochs keep the checks fast; every other parameter is the default. (The
 # checks feed arbitrary real data, so loss="bce", which needs data in [0, 1],
@@ -15,6 +15,7 @@ ESTIMATORS = [
     SparseAE(sparsity="kl", **FAST),
     ConvAE(**FAST),
     VAE(**FAST),
+    AEImputer(**FAST),
 ]
 
 
