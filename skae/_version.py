@@ -1,3 +1,3 @@
 """The package version (read statically by the build, imported by ``skae``)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -202,3 +202,9 @@ def test_docs_retype_no_plan_number():
     source = (PACKAGE / "_docs.py").read_text()
     for budget in _plan.AUTO_BUDGET.values():
         assert format_number(budget) not in source and f"{budget:g}" not in source
+
+
+def test_changelog_has_a_dated_section_for_the_version():
+    changelog = (PACKAGE.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    version = re.escape(skae.__version__)
+    assert re.search(rf"^## \[{version}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.MULTILINE)
