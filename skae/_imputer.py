@@ -175,9 +175,9 @@ class AEImputer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    statistics_ : ndarray of shape (n_features_in_,)
+    statistics_ : ndarray of shape (n_features,)
         The column means of the observed values (NaN for empty features).
-    scale_ : ndarray of shape (n_features_in_,)
+    scale_ : ndarray of shape (n_features,)
         The columns' standard deviations used to standardise them.
     net_ : skorch.NeuralNet
         The trained network (a private skorch net).
@@ -195,7 +195,7 @@ class AEImputer(TransformerMixin, BaseEstimator):
         The indicator of missing values, when ``add_indicator``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit. Defined only when ``X`` has
         feature names that are all strings.
 
