@@ -831,7 +831,13 @@ def readme_tables(records, rows, arms):
         for name in dict.fromkeys(r["data"] for r in chosen):
             cells = [
                 name,
-                str(next(r.get("k", r.get("units", "")) for r in chosen if r["data"] == name)),
+                str(
+                    next(
+                        r.get("k", r.get("units", ""))
+                        for r in chosen
+                        if r["data"] == name and r["arm"] == arms[-1]
+                    )
+                ),
             ]
             for arm in arms:
                 mine = [r for r in chosen if r["data"] == name and r["arm"] == arm]
