@@ -422,7 +422,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             n_iter_no_change=plan.get("patience", self.n_iter_no_change),
             tol=self.tol,
             device=device,
-            verbose=plan.get("verbose", int(self.verbose)),
+            verbose=int(self.verbose),
             total_steps=plan["total_steps"],
             warmup_steps=plan["warmup_steps"],
             param_groups=[("linear.*", {"lr_scale": lr_scale})] if linear_path else (),
